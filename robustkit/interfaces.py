@@ -1,0 +1,206 @@
+"""The four plugin interfaces: Model, Attack, Defense and Dataset.
+
+Every concrete model, attack, defense and data set is a plugin that subclasses one of
+these. They follow scikit-learn's estimator conventions: ``__init__`` only stores
+keyword hyperparameters, ``get_params``/``set_params`` come from ``BaseEstimator``,
+fitted state ends in ``_``, and every random choice takes ``random_state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from .errors import CapabilityError, RobustkitError
+
+#: The label a model predicts for a rejected input, and the label of training noise.
+REJECT = -1
+
+#: Capability: ``loss_gradient`` and ``decision_gradient`` give gradients w.r.t. the raw input.
+INPUT_GRADIENT = "input_gradient"
+#: Capability: the model trains on ``REJECT``-labelled samples and can predict ``REJECT``.
+REJECTION = "rejection"
+
+#: Called once per epoch by ``Model.fit`` with the epoch's history record.
+EpochCallback = Callable[[dict[str, float]], None]
+
+
+def require_capabilities(model: Any, needed: frozenset[str], user: str) -> None:
+    """Raise a CapabilityError naming what ``user`` needs and ``model`` lacks."""
+    have = frozenset(getattr(model, "capabilities", ()))
+    missing = sorted(needed - have)
+    if missing:
+        name = type(model).__name__
+        raise CapabilityError(
+            f"{user} needs {', '.join(missing)}, which model {name} does not have "
+            f"(it has: {', '.join(sorted(have)) or 'none'})"
+        )
+
+
+class Model(ClassifierMixin, BaseEstimator):
+    """A classifier over raw inputs that attacks can differentiate and defenses can wrap.
+
+    Subclasses implement ``fit``, ``decision_function`` and, with ``INPUT_GRADIENT``,
+    ``loss_gradient`` and ``decision_gradient``. ``predict`` is derived: the class with
+    the highest score, or ``REJECT`` where ``reject_score`` is higher than every score.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: EpochCallback | None = None,
+    ) -> Model:
+        """Train on raw inputs ``X`` and labels ``y`` (``REJECT`` marks noise); return self."""
+        raise NotImplementedError
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Class scores, shape (n_samples, n_classes); higher means more likely."""
+        raise NotImplementedError
+
+    def reject_score(self, X: np.ndarray) -> np.ndarray:
+        """The reject option's score, shape (n_samples,): rejected where it beats every class."""
+        return np.full(len(X), -np.inf, dtype=np.float64)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted labels, ``REJECT`` (-1) for rejected inputs."""
+        scores = self.decision_function(X)
+        labels = self.classes_[np.argmax(scores, axis=1)]
+        rejected = self.reject_score(X) > scores.max(axis=1)
+        return np.where(rejected, REJECT, labels)
+
+    def loss_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-sample training loss (n,) and its gradient w.r.t. the raw input (n, d)."""
+        raise NotImplementedError(f"{type(self).__name__} has no input gradients")
+
+    def decision_gradient(
+        self,
+        X: np.ndarray,
+        grad_scores: np.ndarray,
+        grad_reject: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Vector-Jacobian product: d(Σ grad_scores·scores + grad_reject·reject_score)/dX."""
+        raise NotImplementedError(f"{type(self).__name__} has no input gradients")
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The fitted arrays, for saving without pickle (see ``robustkit.persistence``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be saved")
+
+    def set_state(self, state: dict[str, np.ndarray]) -> Model:
+        """Restore what ``get_state`` returned; return self."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be loaded")
+
+
+@dataclass
+class AttackResult:
+    """What an attack returns for one batch and a list of budgets (Foolbox style)."""
+
+    epsilons: np.ndarray  # (K,) budgets, as fractions of the input range
+    adversarials: np.ndarray  # (K, n, d) one adversarial batch per budget
+    zero_gradient: np.ndarray  # (n,) True where the input gradient was exactly zero
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_epsilons(epsilons: float | Sequence[float]) -> np.ndarray:
+    eps = np.atleast_1d(np.asarray(epsilons, dtype=np.float64))
+    if eps.ndim != 1 or eps.size == 0:
+        raise RobustkitError("epsilons must be a number or a non-empty list of numbers")
+    if not np.all(np.isfinite(eps)) or np.any(eps < 0):
+        raise RobustkitError(f"epsilon must be a finite number >= 0, got {eps.tolist()}")
+    return eps
+
+
+class Attack(BaseEstimator):
+    """An evasion attack that perturbs a batch within an L∞ budget ε for several ε at once.
+
+    ε is a fraction of the input range ``bounds`` (ε = 0.1 on pixels in [0, 255] moves
+    each pixel by at most 25.5). Subclasses implement ``_run``; ``perturb`` validates the
+    inputs and projects every result into the budget and the valid range.
+    """
+
+    requires: ClassVar[frozenset[str]] = frozenset({INPUT_GRADIENT})
+
+    def perturb(
+        self,
+        model: Model,
+        X: np.ndarray,
+        y: np.ndarray,
+        epsilons: float | Sequence[float],
+        *,
+        bounds: tuple[float, float] = (0.0, 1.0),
+        random_state: int | np.random.Generator | None = None,
+    ) -> AttackResult:
+        """Attack ``model`` on ``(X, y)``; return adversarials for each ε."""
+        require_capabilities(model, self.requires, f"attack {type(self).__name__}")
+        eps = _as_epsilons(epsilons)
+        X = np.asarray(X)
+        lo, hi = map(float, bounds)
+        if not hi > lo:
+            raise RobustkitError(f"bounds must be (low, high) with low < high, got {bounds}")
+        span = hi - lo
+        rng = np.random.default_rng(random_state)
+        result = self._run(model, X, np.asarray(y), eps * span, (lo, hi), rng)
+        radius = (eps * span).reshape(-1, *([1] * X.ndim)).astype(X.dtype)
+        adv = np.clip(result.adversarials, X - radius, X + radius)
+        result.adversarials = np.clip(adv, lo, hi).astype(X.dtype, copy=False)
+        result.epsilons = eps
+        return result
+
+    def _run(
+        self,
+        model: Model,
+        X: np.ndarray,
+        y: np.ndarray,
+        radii: np.ndarray,
+        bounds: tuple[float, float],
+        rng: np.random.Generator,
+    ) -> AttackResult:
+        """Compute adversarials for each radius (in input units); override this."""
+        raise NotImplementedError
+
+
+class Defense(BaseEstimator):
+    """Maps a model to a defended model, so any defense composes with any capable model."""
+
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def apply(self, model: Model) -> Model:
+        """Check capabilities, then return an unfitted defended model built on ``model``."""
+        require_capabilities(model, self.requires, f"defense {type(self).__name__}")
+        return self._apply(model)
+
+    def _apply(self, model: Model) -> Model:
+        raise NotImplementedError
+
+
+@dataclass
+class DataSplit:
+    """A train/test split of raw inputs (float32, within ``bounds``) and int labels."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    bounds: tuple[float, float]
+    image_shape: tuple[int, ...] | None = None
+    class_names: list[str] | None = None
+
+
+class Dataset(BaseEstimator):
+    """A named data set that loads as a ``DataSplit``; parameters work like a model's."""
+
+    description: ClassVar[str] = ""
+
+    def load(self, data_dir: Path | None = None) -> DataSplit:
+        """Load the split; ``data_dir`` is a root with one sub-folder per data set."""
+        raise NotImplementedError
