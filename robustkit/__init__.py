@@ -13,6 +13,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 from .errors import CapabilityError, DataError, PluginError, RobustkitError
+from .grid import Grid, PluginSpec
+from .harness import Harness, evaluate
 from .hookspecs import hookimpl
 from .interfaces import (
     INPUT_GRADIENT,
@@ -20,8 +22,8 @@ from .interfaces import (
     REJECTION,
     Attack,
     AttackResult,
-    DataSplit,
     Dataset,
+    DataSplit,
     Defense,
     Model,
 )
@@ -33,6 +35,7 @@ from .plugins import (
     registry,
     unregister_plugin,
 )
+from .result import EvaluationResult
 
 __all__ = [
     "INPUT_GRADIENT",
@@ -45,12 +48,17 @@ __all__ = [
     "DataSplit",
     "Dataset",
     "Defense",
+    "EvaluationResult",
+    "Grid",
+    "Harness",
     "Model",
     "PluginError",
+    "PluginSpec",
     "Recipe",
     "RobustkitError",
     "__version__",
     "create",
+    "evaluate",
     "get_plugin_manager",
     "hookimpl",
     "load_model",

@@ -23,7 +23,7 @@ def register_defenses(register):
 
 @hookspec
 def register_datasets(register):
-    """Register data set classes (subclasses of ``robustkit.Dataset``): ``register("name", cls)``."""
+    """Register data set classes (``robustkit.Dataset`` subclasses): ``register("name", cls)``."""
 
 
 @hookspec

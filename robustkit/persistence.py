@@ -116,9 +116,10 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     return meta, state
 
 
-def load_model(path: str | os.PathLike) -> tuple[Recipe, Model]:
-    """Rebuild a saved model from installed plugins and restore its fitted arrays."""
-    meta, state = read_model_file(path)
+def restore_model(
+    meta: dict[str, Any], state: dict[str, np.ndarray], path: str | os.PathLike
+) -> tuple[Recipe, Model]:
+    """Rebuild the model that ``read_model_file`` described from installed plugins."""
     recipe = Recipe(**meta["recipe"])
     model = recipe.build()
     try:
@@ -126,3 +127,8 @@ def load_model(path: str | os.PathLike) -> tuple[Recipe, Model]:
     except (KeyError, ValueError) as exc:
         raise RobustkitError(f"{path} does not fit model {recipe.model!r}: {exc}") from None
     return recipe, model
+
+
+def load_model(path: str | os.PathLike) -> tuple[Recipe, Model]:
+    """Rebuild a saved model from installed plugins and restore its fitted arrays."""
+    return restore_model(*read_model_file(path), path)

@@ -26,6 +26,7 @@ from .registry import KINDS, Registry, Source
 ENTRY_POINT_GROUP = "robustkit"
 BUILTIN_DISTRIBUTION = "robustkit"
 _HOOK_OF_KIND = {kind: f"register_{kind}s" for kind in KINDS}
+_HOOK_NAMES = (*_HOOK_OF_KIND.values(), "register_commands")
 
 
 @dataclass
@@ -70,13 +71,21 @@ class PluginHost:
             self.infos[key] = info
             try:
                 self.pm.register(ep.load(), name=key)
+                self._check_hooks(key)
             except Exception as exc:  # a broken plugin must not break the others
                 info.error = f"{type(exc).__name__}: {exc}"
                 message = f"robustkit plugin {ep.name!r} from {dist} {version} failed to load: "
                 if strict:
                     raise PluginError(message + info.error) from exc
                 warnings.warn(message + info.error, RuntimeWarning, stacklevel=2)
-        self.pm.check_pending()
+
+    def _check_hooks(self, key: str) -> None:
+        """Unregister plugin ``key`` and raise if it implements a hook that does not exist."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.pm.unregister(name=key)
+            raise PluginError(f"{exc} (known hooks: {', '.join(_HOOK_NAMES)})") from None
 
     def register(self, plugin: Any, name: str | None = None) -> str:
         """Register an in-process plugin object or module (for scripts and tests)."""
@@ -84,7 +93,7 @@ class PluginHost:
         if name in self.infos or self.pm.has_plugin(name):
             raise PluginError(f"a plugin named {name!r} is already registered")
         self.pm.register(plugin, name=name)
-        self.pm.check_pending()
+        self._check_hooks(name)
         self.infos[name] = PluginInfo(name, "(in-process)", "-", getattr(plugin, "__name__", name))
         self._registries = None
         return name

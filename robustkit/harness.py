@@ -1,0 +1,346 @@
+"""The evaluation harness: train each (model, defense) once, attack it, collect rows.
+
+Training results are cached on disk (see ``robustkit.cache``); training and attack
+cells run in parallel with joblib when ``jobs > 1``. Each (model, defense) is attacked
+on the first ``n_samples`` test samples it classifies correctly, as the study did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed
+
+from . import __version__
+from .cache import ModelCache, data_fingerprint
+from .errors import DataError, RobustkitError
+from .grid import Grid, PluginSpec
+from .interfaces import INPUT_GRADIENT, Attack, DataSplit, Model, require_capabilities
+from .metrics import attack_metrics, clean_metrics
+from .persistence import Recipe
+from .plugins import create, registry
+from .result import EvaluationResult
+from .sanity import sanity_warnings
+
+#: ``progress(label, done, total)``, called after each training and attack step.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Trained:
+    """A fitted (model, defense) with its clean results and the samples to attack."""
+
+    recipe: Recipe
+    model: Model
+    train_seconds: float
+    cached: bool
+    clean: dict[str, float]
+    attack_index: np.ndarray
+
+
+def check_split(split: DataSplit) -> None:
+    """Reject data with NaN/inf, mismatched lengths or values outside the bounds."""
+    for part, X, y in (
+        ("train", split.X_train, split.y_train),
+        ("test", split.X_test, split.y_test),
+    ):
+        if X.ndim < 2 or len(X) != len(y) or len(X) == 0:
+            raise DataError(
+                f"data set {split.name!r}: {part} inputs {X.shape} and labels {y.shape} "
+                "do not match (expected (n, features...) and (n,), n >= 1)"
+            )
+        if not np.all(np.isfinite(X)):
+            raise DataError(f"data set {split.name!r}: {part} inputs hold NaN or infinite values")
+        lo, hi = split.bounds
+        if X.min() < lo or X.max() > hi:
+            raise DataError(
+                f"data set {split.name!r}: {part} inputs lie outside the declared bounds "
+                f"[{lo:g}, {hi:g}]"
+            )
+
+
+def _fit(model: Model, X: np.ndarray, y: np.ndarray) -> tuple[Model, float]:
+    start = time.perf_counter()
+    model.fit(X, y)
+    return model, time.perf_counter() - start
+
+
+def _attack(
+    model: Model,
+    attack: Attack,
+    X: np.ndarray,
+    y: np.ndarray,
+    eps: list[float],
+    bounds: tuple[float, float],
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    start = time.perf_counter()
+    result = attack.perturb(model, X, y, eps, bounds=bounds, random_state=seed)
+    predictions = np.stack([model.predict(adv) for adv in result.adversarials])
+    seconds = time.perf_counter() - start
+    span = bounds[1] - bounds[0]
+    delta = (result.adversarials - X[None]).reshape(len(eps), len(X), -1)
+    linf = np.abs(delta).max(axis=2) / span
+    return predictions, linf, result.zero_gradient, seconds
+
+
+def _parallel(fn: Callable, jobs: int, items: Iterable[tuple]) -> Iterator[Any]:
+    """``fn(*item)`` for each item, in order; in worker processes when jobs > 1."""
+    if jobs == 1:
+        return (fn(*item) for item in items)
+    return Parallel(n_jobs=jobs, return_as="generator")(delayed(fn)(*item) for item in items)
+
+
+def _stable_seed(*parts: Any) -> int:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def _lam_of(model: Model) -> float | None:
+    params = model.get_params(deep=True)
+    lam = params.get("model__lam", params.get("lam"))
+    return None if lam is None else float(lam)
+
+
+def _label(name: str, params: dict[str, Any], hidden: Iterable[str] = ()) -> str:
+    shown = {k: v for k, v in params.items() if k not in hidden}
+    return PluginSpec(name, shown).label
+
+
+class Harness:
+    """Evaluates one ``Grid`` on one data set; ``run()`` returns an EvaluationResult."""
+
+    def __init__(
+        self,
+        grid: Grid,
+        *,
+        cache: ModelCache | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.grid = grid
+        self.cache = cache
+        self.progress = progress or (lambda label, done, total: None)
+
+    def run(self) -> EvaluationResult:
+        """Load the data, train (or reuse) every model, attack it, and report."""
+        grid = self.grid
+        grid.validate()
+        started = time.perf_counter()
+        split = create("dataset", grid.dataset.name, **grid.dataset.params).load(grid.data_dir)
+        check_split(split)
+        recipes = grid.recipes()
+        attacks = [(spec, create("attack", spec.name, **spec.params)) for spec in grid.attacks]
+        for recipe in recipes:  # every mismatch is found before anything trains
+            model = recipe.build()
+            for spec, attack in attacks:
+                require_capabilities(model, attack.requires, f"attack {spec.name!r}")
+        self._total = len(recipes) + len(recipes) * len(attacks)
+        self._done = 0
+        trained = self._train(split, recipes)
+        rows = self._attack_all(split, trained, attacks)
+        meta = self._meta(split, recipes, time.perf_counter() - started)
+        return EvaluationResult(rows=rows, meta=meta, warnings=sanity_warnings(rows))
+
+    def _step(self, label: str) -> None:
+        self._done += 1
+        self.progress(label, self._done, self._total)
+
+    def _train(self, split: DataSplit, recipes: list[Recipe]) -> list[Trained]:
+        dataset = {"name": self.grid.dataset.name, "params": self.grid.dataset.params}
+        fingerprint = data_fingerprint(split) if self.cache else ""
+        models: dict[int, tuple[Model, float, bool]] = {}
+        to_fit = []
+        for i, recipe in enumerate(recipes):
+            hit = (
+                self.cache.load(self.cache.key(recipe, dataset, fingerprint))
+                if self.cache
+                else None
+            )
+            if hit is not None:
+                model, extra = hit
+                models[i] = (model, float(extra.get("train_seconds", 0.0)), True)
+                self._step(f"cached {recipe.model}/{recipe.defense}")
+            else:
+                to_fit.append(i)
+        fitted = _parallel(
+            _fit,
+            self.grid.jobs,
+            ((recipes[i].build(), split.X_train, split.y_train) for i in to_fit),
+        )
+        for i, (model, seconds) in zip(to_fit, fitted, strict=True):
+            models[i] = (model, seconds, False)
+            if self.cache:
+                key = self.cache.key(recipes[i], dataset, fingerprint)
+                self.cache.store(key, recipes[i], model, {"train_seconds": seconds})
+            self._step(f"trained {recipes[i].model}/{recipes[i].defense}")
+        return [self._clean(split, recipe, *models[i]) for i, recipe in enumerate(recipes)]
+
+    def _clean(
+        self, split: DataSplit, recipe: Recipe, model: Model, seconds: float, cached: bool
+    ) -> Trained:
+        predictions = model.predict(split.X_test)
+        correct = np.flatnonzero(predictions == split.y_test)
+        if len(correct) < self.grid.n_samples:
+            raise RobustkitError(
+                f"n_samples is {self.grid.n_samples}, but {recipe.model}/{recipe.defense} "
+                f"classifies only {len(correct)} test samples correctly; use at most that many"
+            )
+        return Trained(
+            recipe,
+            model,
+            seconds,
+            cached,
+            clean_metrics(split.y_test, predictions),
+            correct[: self.grid.n_samples],
+        )
+
+    def _attack_all(
+        self, split: DataSplit, trained: list[Trained], attacks: list[tuple[PluginSpec, Attack]]
+    ) -> list[dict[str, Any]]:
+        cells = [(t, spec, attack) for t in trained for spec, attack in attacks]
+        eps = self.grid.epsilons
+        jobs = (
+            (
+                t.model,
+                attack,
+                split.X_test[t.attack_index],
+                split.y_test[t.attack_index],
+                eps,
+                split.bounds,
+                _stable_seed(self.grid.seed, t.recipe.to_dict(), spec.name, spec.params),
+            )
+            for t, spec, attack in cells
+        )
+        rows = []
+        outcomes = _parallel(_attack, self.grid.jobs, jobs)
+        for (t, spec, attack), (predictions, linf, zero_grad, seconds) in zip(
+            cells, outcomes, strict=True
+        ):
+            y = split.y_test[t.attack_index]
+            for k, epsilon in enumerate(eps):
+                rows.append(
+                    self._row(
+                        split,
+                        t,
+                        spec,
+                        attack,
+                        epsilon,
+                        seconds,
+                        attack_metrics(y, predictions[k], linf[k], zero_grad),
+                    )
+                )
+            self._step(f"attacked {t.recipe.model}/{t.recipe.defense} with {spec.name}")
+        return rows
+
+    def _row(
+        self,
+        split: DataSplit,
+        t: Trained,
+        spec: PluginSpec,
+        attack: Attack,
+        epsilon: float,
+        seconds: float,
+        metrics: dict[str, float],
+    ) -> dict[str, Any]:
+        recipe = t.recipe
+        seed_keys = ("random_state",)
+        return {
+            "model": _label(recipe.model, recipe.model_params, seed_keys),
+            "defense": _label(
+                recipe.defense or "none", recipe.defense_params, ("random_state", "lam")
+            ),
+            "attack": spec.label,
+            "dataset": split.name,
+            "eps": float(epsilon),
+            "lam": _lam_of(t.model),
+            "params": {
+                "model": recipe.model_params,
+                "defense": recipe.defense_params,
+                "attack": attack.get_params(deep=False),
+            },
+            **t.clean,
+            **metrics,
+            "rejects": bool(np.isfinite(t.model.reject_score(split.X_test[:1])).all()),
+            "gradient_based": INPUT_GRADIENT in attack.requires,
+            "iterative": int(attack.get_params(deep=False).get("steps", 1) or 1) > 1,
+            "seconds": seconds,
+            "train_seconds": t.train_seconds,
+            "cached": t.cached,
+        }
+
+    def _meta(self, split: DataSplit, recipes: list[Recipe], seconds: float) -> dict[str, Any]:
+        used = {("dataset", self.grid.dataset.name)}
+        used |= {("model", r.model) for r in recipes}
+        used |= {("defense", r.defense) for r in recipes if r.defense}
+        used |= {("attack", s.name) for s in self.grid.attacks}
+        plugins = []
+        for kind, name in sorted(used):
+            source = registry(kind).get(name).source
+            plugins.append(
+                {
+                    "kind": kind,
+                    "name": name,
+                    "plugin": source.plugin,
+                    "distribution": source.distribution,
+                    "version": source.version,
+                }
+            )
+        return {
+            "robustkit_version": __version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "seed": self.grid.seed,
+            "dataset": split.name,
+            "bounds": list(split.bounds),
+            "eps_unit": "fraction of the input range (bounds)",
+            "n_train": len(split.X_train),
+            "n_test": len(split.X_test),
+            "grid": self.grid.describe(),
+            "plugins": plugins,
+            "seconds": seconds,
+        }
+
+
+def evaluate(
+    model: Any = "rbf",
+    attack: Any = "fgsm",
+    defense: Any = "none",
+    *,
+    dataset: Any = "digits",
+    eps: Any = (0.05, 0.1, 0.3),
+    lam: Any = None,
+    n_samples: int = 100,
+    seed: int = 0,
+    jobs: int = 1,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> EvaluationResult:
+    """Evaluate models × defenses × attacks × ε (× λ) and return the rows and tables.
+
+    Each of ``model``, ``attack``, ``defense`` takes a name (``"rbf"``), a spec with
+    parameters (``"rbf:lr=0.05,epochs=10"``), a ``(name, params)`` pair, or a list of
+    these. ``cache_dir`` enables the on-disk model cache.
+    """
+    grid = Grid.build(
+        model=model,
+        attack=attack,
+        defense=defense,
+        dataset=dataset,
+        eps=eps,
+        lam=lam,
+        n_samples=n_samples,
+        seed=seed,
+        jobs=jobs,
+        data_dir=data_dir,
+    )
+    cache = ModelCache(cache_dir) if cache_dir is not None else None
+    return Harness(grid, cache=cache, progress=progress).run()
