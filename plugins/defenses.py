@@ -1,1 +1,267 @@
-"""Placeholder: filled in by the foundation work."""
+"""Defenses: ``none``, the study's noise-class rejection ``reject``, and ``gaussian-augment``.
+
+Each defense maps a model to a defended model built on a fresh, unfitted clone, so the
+user's model is never changed and any defense composes with any capable model.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+
+from robustkit import REJECT, REJECTION, Defense, Model, RobustkitError, hookimpl
+from robustkit.interfaces import EpochCallback
+from robustkit.wrapping import WrappedModel
+
+NOISE_KINDS = ("uniform", "gaussian")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
+def _check_integer(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+        raise RobustkitError(f"{name} must be an integer >= 0, got {value!r}")
+
+
+class NoDefense(Defense):
+    """No defense: the undefended model (an unfitted clone), the baseline of every comparison."""
+
+    def _apply(self, model: Model) -> Model:
+        return clone(model)
+
+
+# --------------------------------------------------------------------------- reject
+
+
+class NoiseClassRejection(WrappedModel):
+    """A model trained with an extra noise class that rejects where its score wins.
+
+    ``fit`` sets the inner model's ``reject=True`` (and ``lam``, if given), appends
+    ``n_noise`` REJECT-labelled noise samples and trains. With ``target_reject_rate`` it
+    first holds out ``calibration_fraction`` of the clean data, and after training shifts
+    the reject score by ``reject_offset_`` so that this fraction of it is rejected.
+    """
+
+    def __init__(
+        self,
+        model: Model | None = None,
+        n_noise: int = 200,
+        noise: str = "uniform",
+        lam: float | None = None,
+        target_reject_rate: float | None = None,
+        calibration_fraction: float = 0.1,
+        random_state=None,
+    ):
+        self.model = model
+        self.n_noise = n_noise
+        self.noise = noise
+        self.lam = lam
+        self.target_reject_rate = target_reject_rate
+        self.calibration_fraction = calibration_fraction
+        self.random_state = random_state
+
+    def configure_inner(self) -> None:
+        """Switch the inner model's noise class on and pass ``lam`` to it."""
+        self.model.set_params(reject=True)
+        if self.lam is None:
+            return
+        if "lam" not in self.model.get_params(deep=False):
+            raise RobustkitError(
+                f"lam applies to models with a 'lam' parameter (such as rbf); "
+                f"{type(self.model).__name__} has none, so leave lam unset"
+            )
+        self.model.set_params(lam=self.lam)
+
+    def _validate(self) -> None:
+        _check_integer(self.n_noise, "n_noise")
+        if self.noise not in NOISE_KINDS:
+            raise RobustkitError(
+                f"noise must be one of {', '.join(NOISE_KINDS)}; got {self.noise!r}"
+            )
+        rate, fraction = self.target_reject_rate, self.calibration_fraction
+        if rate is not None and not (_is_number(rate) and 0 <= rate <= 1):
+            raise RobustkitError(
+                f"target_reject_rate must be a fraction in [0, 1] or None, got {rate!r}"
+            )
+        if rate is not None and not (_is_number(fraction) and 0 < fraction < 1):
+            raise RobustkitError(
+                f"calibration_fraction must be a fraction in (0, 1), got {fraction!r}"
+            )
+
+    def make_noise(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``n_noise`` pure-noise inputs: uniform in [X.min(), X.max()], or Gaussian.
+
+        Gaussian noise has the per-feature mean and standard deviation of ``X`` and is
+        clipped to the same range.
+        """
+        X = np.asarray(X)
+        lo, hi = float(X.min()), float(X.max())
+        shape = (self.n_noise, *X.shape[1:])
+        if self.noise == "uniform":
+            noise = rng.uniform(lo, hi, size=shape)
+        else:
+            noise = np.clip(rng.normal(X.mean(axis=0), X.std(axis=0), size=shape), lo, hi)
+        return noise.astype(np.result_type(X.dtype, np.float32))
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: EpochCallback | None = None,
+    ) -> NoiseClassRejection:
+        """Train on ``(X, y)`` plus REJECT-labelled noise, then calibrate; return self."""
+        self._validate()
+        self.configure_inner()
+        X, y = np.asarray(X), np.asarray(y)
+        rng = np.random.default_rng(self.random_state)
+        calibration = np.zeros(len(X), dtype=bool)
+        if self.target_reject_rate is not None:
+            clean = np.flatnonzero(y != REJECT)
+            size = max(1, round(self.calibration_fraction * len(clean)))
+            calibration[rng.choice(clean, size=size, replace=False)] = True
+        noise = self.make_noise(X[~calibration], rng)
+        X_train = np.concatenate([X[~calibration], noise.astype(X.dtype, copy=False)])
+        labels = np.promote_types(y.dtype, np.int8)  # REJECT = -1 needs a signed type
+        noise_labels = np.full(len(noise), REJECT, dtype=labels)
+        y_train = np.concatenate([y[~calibration].astype(labels), noise_labels])
+        self.model.fit(X_train, y_train, eval_set=eval_set, callback=callback)
+        self.reject_offset_ = 0.0
+        if self.target_reject_rate is not None:
+            self.reject_offset_ = self._calibrate(X[calibration])
+        return self
+
+    def _calibrate(self, X_held_out: np.ndarray) -> float:
+        """The offset that makes ``round(rate·m)`` of the m held-out samples rejected.
+
+        A sample is rejected when reject_score + offset > max score, i.e. when its margin
+        (max score − reject_score) is below the offset: the offset goes midway between the
+        k-th and (k+1)-th smallest margins (SecML's ``compute_threshold``).
+        """
+        margin = self.model.decision_function(X_held_out).max(axis=1)
+        margin = np.sort(np.asarray(margin, dtype=np.float64) - self.model.reject_score(X_held_out))
+        if not np.isfinite(margin).all():
+            raise RobustkitError("cannot calibrate: the model's scores are not finite")
+        k = round(self.target_reject_rate * len(margin))
+        spread = 1.0 + margin[-1] - margin[0]
+        lower = margin[k - 1] if k > 0 else margin[0] - spread
+        upper = margin[k] if k < len(margin) else margin[-1] + spread
+        return float((lower + upper) / 2)
+
+    def reject_score(self, X: np.ndarray) -> np.ndarray:
+        """The inner model's reject score plus the calibrated offset."""
+        return np.asarray(self.model.reject_score(X)) + self.reject_offset_
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The inner model's state plus the calibrated offset."""
+        return {**super().get_state(), "reject_offset": np.asarray(self.reject_offset_)}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> NoiseClassRejection:
+        """Restore the inner model and the offset; return self."""
+        self.configure_inner()
+        super().set_state(state)
+        self.reject_offset_ = float(state["reject_offset"])
+        return self
+
+
+class RejectDefense(Defense):
+    """The study's defense: train a noise class on pure noise and reject where it wins.
+
+    ``lam`` is passed to models with a ``lam`` parameter (rbf's threshold λ);
+    ``target_reject_rate`` calibrates the reject score on held-out clean data.
+    """
+
+    requires = frozenset({REJECTION})
+
+    def __init__(
+        self,
+        n_noise: int = 200,
+        noise: str = "uniform",
+        lam: float | None = None,
+        target_reject_rate: float | None = None,
+        calibration_fraction: float = 0.1,
+        random_state=None,
+    ):
+        self.n_noise = n_noise
+        self.noise = noise
+        self.lam = lam
+        self.target_reject_rate = target_reject_rate
+        self.calibration_fraction = calibration_fraction
+        self.random_state = random_state
+
+    def _apply(self, model: Model) -> Model:
+        defended = NoiseClassRejection(model=clone(model), **self.get_params())
+        defended.configure_inner()
+        return defended
+
+
+# --------------------------------------------------------------------------- gaussian-augment
+
+
+class GaussianAugmented(WrappedModel):
+    """A model trained on its data plus ``copies`` noisy copies (the study's question 5).
+
+    The noise is Gaussian with standard deviation ``std`` times the training data's range
+    (max − min), and the copies are clipped to that range.
+    """
+
+    def __init__(
+        self, model: Model | None = None, std: float = 0.1, copies: int = 1, random_state=None
+    ):
+        self.model = model
+        self.std = std
+        self.copies = copies
+        self.random_state = random_state
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: EpochCallback | None = None,
+    ) -> GaussianAugmented:
+        """Train the inner model on ``X`` and its noisy copies; return self."""
+        if not (_is_number(self.std) and self.std >= 0):
+            raise RobustkitError(
+                f"std must be a number >= 0 (a fraction of the range), got {self.std!r}"
+            )
+        _check_integer(self.copies, "copies")
+        X, y = np.asarray(X), np.asarray(y)
+        rng = np.random.default_rng(self.random_state)
+        lo, hi = float(X.min()), float(X.max())
+        scale = self.std * (hi - lo)
+        noisy = [
+            np.clip(X + rng.normal(0.0, scale, size=X.shape), lo, hi).astype(X.dtype)
+            for _ in range(self.copies)
+        ]
+        X_train = np.concatenate([X, *noisy])
+        y_train = np.tile(y, self.copies + 1)
+        self.model.fit(X_train, y_train, eval_set=eval_set, callback=callback)
+        return self
+
+
+class GaussianAugmentDefense(Defense):
+    """Train on Gaussian-noised copies of the training data; works for any model."""
+
+    def __init__(self, std: float = 0.1, copies: int = 1, random_state=None):
+        self.std = std
+        self.copies = copies
+        self.random_state = random_state
+
+    def _apply(self, model: Model) -> Model:
+        return GaussianAugmented(model=clone(model), **self.get_params())
+
+
+@hookimpl
+def register_defenses(register):
+    """Register ``none``, ``reject`` and ``gaussian-augment``."""
+    register("none", NoDefense)
+    register("reject", RejectDefense)
+    register("gaussian-augment", GaussianAugmentDefense)

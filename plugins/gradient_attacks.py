@@ -1,1 +1,298 @@
-"""Placeholder: filled in by the foundation work."""
+"""Sign-gradient L∞ attacks: PGD, and FGSM as its one-step special case (one code path).
+
+Both ascend an objective J by x ← clip(x + step·sign(∇ₓJ)), projected to the ε-ball
+and the valid range. J is chosen by ``loss``, ``targeted`` and ``reject_aware``:
+
+- ``loss="model"``: the model's own training loss L(x, y) (the study's FGSM), or −L(x, t)
+  when targeted. A zero hinge loss has a zero gradient, which leaves nothing to follow.
+- ``loss="margin"``: s_t − s_y with t the best wrong class (re-chosen at each step), or
+  s_t − max_{j≠t} s_j when targeted.
+- ``reject_aware=True`` (adaptive, like SecML's PGD-LS): the margin against the reject
+  option too, s_t − max(s_y, reject_score), so the attack aims at a wrong class that is
+  NOT rejected. It always uses this margin; ``loss`` then does not apply.
+
+A targeted attack with ``target=None`` aims at each sample's highest-scoring wrong class
+at the clean point (the easiest target), fixed for the whole run.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+
+from robustkit import REJECT, Attack, AttackResult, Model, RobustkitError, hookimpl
+
+LOSSES = ("model", "margin")
+
+
+class _Objective:
+    """The quantity an attack ascends, with its input gradient and the success test."""
+
+    def __init__(self, model: Model, y: np.ndarray, targets: np.ndarray | None, kind: str):
+        self.model = model
+        self.y = y
+        self.targets = targets
+        self.kind = kind  # "loss", "margin" or "reject-aware margin"
+        self.evaluations = 0
+        classes = np.asarray(model.classes_)
+        self.y_columns = _columns_of(classes, y, "labels y") if kind != "loss" else None
+        self.target_columns = None if targets is None else _columns_of(classes, targets, "target")
+
+    def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-sample objective (n,) and its gradient w.r.t. X."""
+        self.evaluations += 1
+        if self.kind == "loss":
+            if self.targets is None:
+                return self.model.loss_gradient(X, self.y)
+            loss, grad = self.model.loss_gradient(X, self.targets)
+            return -np.asarray(loss), -np.asarray(grad)
+        value, grad_scores, grad_reject = self._margin(X)
+        return value, self.model.decision_gradient(X, grad_scores, grad_reject)
+
+    def value(self, X: np.ndarray) -> np.ndarray:
+        """The per-sample objective alone (a margin needs no gradient for it)."""
+        if self.kind == "loss":
+            return np.asarray(self(X)[0])
+        return self._margin(X)[0]
+
+    def _margin(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The margin (n,) and the weights of its gradient on scores and reject score."""
+        scores = np.asarray(self.model.decision_function(X), dtype=np.float64)
+        rows = np.arange(len(scores))
+        masked = scores.copy()
+        if self.target_columns is None:  # best wrong class against the true class
+            masked[rows, self.y_columns] = -np.inf
+            aim = masked.argmax(axis=1)
+            rival = self.y_columns
+        else:  # fixed target against the best other class
+            aim = self.target_columns
+            masked[rows, aim] = -np.inf
+            rival = masked.argmax(axis=1)
+        rival_score = scores[rows, rival]
+        use_reject = np.zeros(len(scores), dtype=bool)
+        grad_reject = None
+        if self.kind == "reject-aware margin":
+            reject = np.asarray(self.model.reject_score(X), dtype=np.float64)
+            use_reject = reject > rival_score
+            rival_score = np.where(use_reject, reject, rival_score)
+            grad_reject = -use_reject.astype(np.float64)
+        grad_scores = np.zeros_like(scores)
+        grad_scores[rows, aim] += 1.0
+        grad_scores[rows, rival] -= (~use_reject).astype(np.float64)
+        return scores[rows, aim] - rival_score, grad_scores, grad_reject
+
+    def success(self, X: np.ndarray) -> np.ndarray:
+        """Wrong and not rejected (untargeted), or predicted as the target (targeted)."""
+        predicted = np.asarray(self.model.predict(X))
+        if self.targets is not None:
+            return predicted == self.targets
+        return (predicted != self.y) & (predicted != REJECT)
+
+
+class _BestPoints:
+    """Per sample, the best point offered so far: a successful one first, then the highest value."""
+
+    def __init__(self) -> None:
+        self.points: np.ndarray | None = None
+
+    def offer(self, Z: np.ndarray, value: np.ndarray, success: np.ndarray) -> None:
+        value = np.asarray(value, dtype=np.float64)
+        if self.points is None:
+            self.points, self.value, self.success = Z.copy(), value, success
+            return
+        better = (success & ~self.success) | ((success == self.success) & (value > self.value))
+        self.points[better] = Z[better]
+        self.value = np.where(better, value, self.value)
+        self.success = self.success | success
+
+
+def _columns_of(classes: np.ndarray, labels: np.ndarray, what: str) -> np.ndarray:
+    """Score column of each label; unknown labels are a clear error."""
+    columns = np.searchsorted(classes, labels).clip(0, len(classes) - 1)
+    unknown = classes[columns] != labels
+    if unknown.any():
+        raise RobustkitError(
+            f"{what} {np.unique(labels[unknown]).tolist()} are not classes of the model "
+            f"(classes: {classes.tolist()})"
+        )
+    return columns
+
+
+def _check_count(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise RobustkitError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+class PGD(Attack):
+    """Projected gradient descent (L∞): ``steps`` sign-gradient steps within ε, with restarts.
+
+    ``step_size`` is each step as a fraction of ε (None → 2.5/steps, so a step is
+    2.5·ε/steps). ``random_start`` begins uniformly inside the ε-ball; ``restarts`` > 1
+    (only meaningful with a random start) runs again from new random points. Each sample
+    keeps its best iterate over all steps and restarts: one that succeeds (wrong and not
+    rejected, or the target), else the one with the highest objective. See the module
+    doc for ``loss``, ``targeted``, ``target`` and ``reject_aware``.
+    """
+
+    def __init__(
+        self,
+        steps: int = 10,
+        step_size: float | None = None,
+        random_start: bool = True,
+        restarts: int = 1,
+        targeted: bool = False,
+        target: int | np.ndarray | None = None,
+        loss: str = "model",
+        reject_aware: bool = False,
+    ):
+        self.steps = steps
+        self.step_size = step_size
+        self.random_start = random_start
+        self.restarts = restarts
+        self.targeted = targeted
+        self.target = target
+        self.loss = loss
+        self.reject_aware = reject_aware
+
+    def _validate(self) -> None:
+        _check_count(self.steps, "steps")
+        _check_count(self.restarts, "restarts")
+        if self.loss not in LOSSES:
+            raise RobustkitError(f"loss must be one of {', '.join(LOSSES)}; got {self.loss!r}")
+        if self.step_size is not None and not (
+            isinstance(self.step_size, Real) and np.isfinite(self.step_size) and self.step_size > 0
+        ):
+            raise RobustkitError(
+                f"step_size must be a number > 0 (a fraction of ε) or None, got {self.step_size!r}"
+            )
+        if self.target is not None and not self.targeted:
+            raise RobustkitError("target is set but targeted=False; set targeted=True")
+
+    def _objective(self, model: Model, X: np.ndarray, y: np.ndarray) -> _Objective:
+        if self.reject_aware:
+            kind = "reject-aware margin"
+        else:
+            kind = "loss" if self.loss == "model" else "margin"
+        targets = self._targets(model, X, y) if self.targeted else None
+        return _Objective(model, y, targets, kind)
+
+    def _targets(self, model: Model, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The given target(s), or each sample's highest-scoring wrong class."""
+        classes = np.asarray(model.classes_)
+        if self.target is not None:
+            targets = np.broadcast_to(np.asarray(self.target), y.shape)
+            _columns_of(classes, targets, "target")
+            return targets.copy()
+        scores = np.array(model.decision_function(X), dtype=np.float64)
+        rows = np.arange(len(scores))
+        scores[rows, _columns_of(classes, y, "labels y")] = -np.inf
+        return classes[scores.argmax(axis=1)]
+
+    def _run(
+        self,
+        model: Model,
+        X: np.ndarray,
+        y: np.ndarray,
+        radii: np.ndarray,
+        bounds: tuple[float, float],
+        rng: np.random.Generator,
+    ) -> AttackResult:
+        """One PGD run per radius; the clean gradient is computed once and shared."""
+        self._validate()
+        dtype = np.result_type(X.dtype, np.float32)
+        X = X.astype(dtype, copy=False)
+        objective = self._objective(model, X, y)
+        clean_sign = np.empty(X.shape, dtype=dtype)
+        np.sign(objective(X)[1], out=clean_sign, casting="same_kind")
+        zero_gradient = ~clean_sign.reshape(len(X), -1).any(axis=1)
+        # One random start per restart, scaled to each radius, so a budget's result does
+        # not depend on which other budgets are in the list.
+        n_starts = self.restarts if self.random_start else 0
+        starts = [rng.uniform(-1.0, 1.0, size=X.shape).astype(dtype) for _ in range(n_starts)]
+        adversarials = np.empty((len(radii), *X.shape), dtype=dtype)
+        for k, radius in enumerate(radii):
+            if radius == 0:
+                adversarials[k] = X
+            elif self.steps == 1 and not starts:  # FGSM: one step; perturb projects it
+                np.multiply(clean_sign, self._step(radius), out=adversarials[k])
+                adversarials[k] += X
+            else:
+                adversarials[k] = self._search(objective, X, radius, bounds, starts, clean_sign)
+        info: dict[str, Any] = {
+            "objective": objective.kind,
+            "gradient_evaluations": objective.evaluations,
+        }
+        if objective.targets is not None:
+            info["targets"] = objective.targets
+        return AttackResult(radii, adversarials, zero_gradient, info)
+
+    def _step(self, radius: float) -> float:
+        """The step size in input units for one radius."""
+        relative = 2.5 / self.steps if self.step_size is None else float(self.step_size)
+        return relative * float(radius)
+
+    def _search(
+        self,
+        objective: _Objective,
+        X: np.ndarray,
+        radius: float,
+        bounds: tuple[float, float],
+        starts: list[np.ndarray],
+        clean_sign: np.ndarray,
+    ) -> np.ndarray:
+        """PGD within one radius: each sample's best iterate over all steps and restarts."""
+        low = np.maximum(X - radius, bounds[0])
+        high = np.minimum(X + radius, bounds[1])
+        step = X.dtype.type(self._step(radius))
+        best = _BestPoints()
+        for start in starts or [None]:  # without a random start all restarts would agree
+            Z = X.copy()
+            if start is not None:
+                Z += X.dtype.type(radius) * start
+                np.clip(Z, low, high, out=Z)
+            for index in range(self.steps):
+                if index == 0 and start is None:
+                    direction = clean_sign  # the clean gradient, shared by every radius
+                else:
+                    value, grad = objective(Z)
+                    best.offer(Z, value, objective.success(Z))
+                    direction = np.sign(grad).astype(X.dtype)
+                Z += step * direction
+                np.clip(Z, low, high, out=Z)
+            best.offer(Z, objective.value(Z), objective.success(Z))
+        return best.points
+
+
+class FGSM(PGD):
+    """Fast gradient sign method: x' = clip(x + ε·sign(∇ₓJ)); one gradient for every ε.
+
+    PGD with one step of size ε from the clean point. See the module doc for ``loss``,
+    ``targeted``, ``target`` and ``reject_aware``.
+    """
+
+    # Fixed, not parameters: FGSM is PGD's one-step special case.
+    steps = 1
+    step_size = 1.0
+    random_start = False
+    restarts = 1
+
+    def __init__(
+        self,
+        targeted: bool = False,
+        target: int | np.ndarray | None = None,
+        loss: str = "model",
+        reject_aware: bool = False,
+    ):
+        self.targeted = targeted
+        self.target = target
+        self.loss = loss
+        self.reject_aware = reject_aware
+
+
+@hookimpl
+def register_attacks(register):
+    """Register ``fgsm`` and ``pgd``."""
+    register("fgsm", FGSM)
+    register("pgd", PGD)

@@ -197,10 +197,10 @@ class Grid:
             self.models, self.defenses, self.lams or [None]
         ):
             model_params, defense_params = dict(model.params), dict(defense.params)
-            if lam is not None:
+            if lam is not None and _accepts("model", model.name, "lam"):  # else λ means nothing
                 if _accepts("defense", defense.name, "lam"):
                     defense_params["lam"] = lam
-                elif _accepts("model", model.name, "lam"):
+                else:
                     model_params["lam"] = lam
             for kind, name, params in (
                 ("model", model.name, model_params),

@@ -111,7 +111,10 @@ class AttackResult:
 
 
 def _as_epsilons(epsilons: float | Sequence[float]) -> np.ndarray:
-    eps = np.atleast_1d(np.asarray(epsilons, dtype=np.float64))
+    try:
+        eps = np.atleast_1d(np.asarray(epsilons, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise RobustkitError(f"epsilon must be a number or a list of numbers, got {epsilons!r}")
     if eps.ndim != 1 or eps.size == 0:
         raise RobustkitError("epsilons must be a number or a non-empty list of numbers")
     if not np.all(np.isfinite(eps)) or np.any(eps < 0):
@@ -149,9 +152,10 @@ class Attack(BaseEstimator):
         span = hi - lo
         rng = np.random.default_rng(random_state)
         result = self._run(model, X, np.asarray(y), eps * span, (lo, hi), rng)
-        radius = (eps * span).reshape(-1, *([1] * X.ndim)).astype(X.dtype)
-        adv = np.clip(result.adversarials, X - radius, X + radius)
-        result.adversarials = np.clip(adv, lo, hi).astype(X.dtype, copy=False)
+        adv = np.asarray(result.adversarials, dtype=X.dtype)
+        for k, radius in enumerate(eps * span):  # project into the ε-ball and the bounds
+            np.clip(adv[k], np.maximum(X - radius, lo), np.minimum(X + radius, hi), out=adv[k])
+        result.adversarials = adv
         result.epsilons = eps
         return result
 

@@ -21,7 +21,7 @@ ROW_KEYS = {
 def numbers(result):
     """The rows without timing and cache columns, for comparing runs."""
     skip = {"seconds", "train_seconds", "cached"}
-    return [{k: v for k, v in row.items() if k not in skip} for row in result.rows]
+    return [{k: v for k, v in row.items() if k not in skip} for row in result.to_dict()["rows"]]
 
 
 def test_default_evaluation_rows():

@@ -33,7 +33,7 @@ def register_attacks(register):
 def install_fake(tmp_path, monkeypatch, dist, module, source, version="1.0"):
     """Write ``module.py`` and a ``dist-info`` declaring it under the robustkit group."""
     (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
-    info = tmp_path / f"{dist}-{version}.dist-info"
+    info = tmp_path / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[robustkit]\n{module} = {module}\n")
