@@ -16,6 +16,7 @@ import numpy as np
 
 from robustkit import DataError, Dataset, DataSplit, hookimpl
 from robustkit.download import cache_dir, fetch
+from robustkit.features import pca_split
 from robustkit.idx import read_idx
 
 DATA_DIR_ENV = "ROBUSTKIT_DATA_DIR"
@@ -36,8 +37,9 @@ class Digits(Dataset):
         "scikit-learn's 8x8 handwritten digits, pixels 0-16, stratified 75/25 split; no download"
     )
 
-    def __init__(self, random_state: int | None = 0) -> None:
+    def __init__(self, random_state: int | None = 0, pca: int | None = None) -> None:
         self.random_state = random_state
+        self.pca = pca
 
     def load(self, data_dir: Path | None = None) -> DataSplit:
         """The stratified split of raw pixels (float32 in [0, 16]); ``data_dir`` is unused."""
@@ -52,7 +54,7 @@ class Digits(Dataset):
             stratify=digits.target,
             random_state=self.random_state,
         )
-        return DataSplit(
+        split = DataSplit(
             name="digits",
             X_train=X_train,
             y_train=y_train,
@@ -62,13 +64,15 @@ class Digits(Dataset):
             image_shape=(8, 8),
             class_names=list(DIGIT_NAMES),
         )
+        return pca_split(split, self.pca) if self.pca is not None else split
 
 
 class IdxImageDataset(Dataset):
     """A 28×28 grey-scale image set stored as the four canonical MNIST-style IDX files.
 
     Subclasses set ``name``, ``md5s`` (file → md5), ``mirrors`` (base URLs, tried in
-    order) and ``class_names``. ``n_train``/``n_test`` keep only the first rows.
+    order) and ``class_names``. ``n_train``/``n_test`` keep only the first rows; ``pca``
+    gives the first ``pca`` PCA features instead of pixels (the study's 128-D data).
     """
 
     name: ClassVar[str]
@@ -77,9 +81,12 @@ class IdxImageDataset(Dataset):
     class_names: ClassVar[list[str]]
     image_shape: ClassVar[tuple[int, int]] = (28, 28)
 
-    def __init__(self, n_train: int | None = None, n_test: int | None = None) -> None:
+    def __init__(
+        self, n_train: int | None = None, n_test: int | None = None, pca: int | None = None
+    ) -> None:
         self.n_train = n_train
         self.n_test = n_test
+        self.pca = pca
 
     def load(self, data_dir: Path | None = None) -> DataSplit:
         """Raw pixels (float32 in [0, 255], flattened to 784) and int64 labels 0-9."""
@@ -90,7 +97,7 @@ class IdxImageDataset(Dataset):
             paths[TRAIN_IMAGES], paths[TRAIN_LABELS], "n_train", n_train
         )
         X_test, y_test = self._read_part(paths[TEST_IMAGES], paths[TEST_LABELS], "n_test", n_test)
-        return DataSplit(
+        split = DataSplit(
             name=self.name,
             X_train=X_train,
             y_train=y_train,
@@ -100,6 +107,7 @@ class IdxImageDataset(Dataset):
             image_shape=self.image_shape,
             class_names=list(self.class_names),
         )
+        return pca_split(split, self.pca) if self.pca is not None else split
 
     def _locate_files(self, data_dir: Path | None) -> dict[str, Path]:
         """Paths of the four files: from a named root (never downloading), else the cache."""

@@ -1,1 +1,178 @@
-"""Placeholder: filled in by the foundation work."""
+"""The ``hinge`` model: input → ReLU hidden layer → linear scores, multiclass hinge loss.
+
+The study's question 1 network (128 PCA inputs, 150 hidden units, 10 scores) trained by
+minibatch SGD on L = Σ_{i≠y} max(0, s_i − s_y + 1). With ``reject=True`` the noise
+class (``REJECT`` labels) is one extra output unit, trained as an ordinary class; its
+score is ``reject_score``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from robustkit import hookimpl
+
+from ._numpy_net import FlatParameters, NumpyNetwork, Step, he_normal, outer_product
+
+
+def hinge_loss(scores: np.ndarray, y_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample multiclass hinge loss Σ_{i≠y} max(0, s_i − s_y + 1) and dL/ds."""
+    rows = np.arange(len(scores))
+    margins = scores - scores[rows, y_index][:, None] + 1.0
+    margins[rows, y_index] = 0.0
+    loss = np.maximum(margins, 0.0).sum(axis=1)
+    grad = (margins > 0).astype(scores.dtype)
+    grad[rows, y_index] = -grad.sum(axis=1)
+    return loss, grad
+
+
+class HingeNetwork(NumpyNetwork):
+    """One-hidden-layer ReLU network with a multiclass hinge loss (the study's question 1).
+
+    Raw inputs are scaled to [0, 1] by the training data's global min/max and optionally
+    reduced by PCA (``pca`` components) inside the model, so input gradients reach the
+    raw pixels. ``noise_std`` adds Gaussian noise (in [0, 1] units) to training inputs.
+    """
+
+    def __init__(
+        self,
+        hidden: int = 150,
+        lr: float = 0.1,
+        epochs: int = 15,
+        batch_size: int = 128,
+        pca: int | None = None,
+        noise_std: float = 0.0,
+        reject: bool = False,
+        random_state: Any = None,
+        dtype: str = "float32",
+    ) -> None:
+        self.hidden = hidden
+        self.lr = lr
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.pca = pca
+        self.noise_std = noise_std
+        self.reject = reject
+        self.random_state = random_state
+        self.dtype = dtype
+
+    def _n_outputs(self, n_classes: int) -> int:
+        return n_classes + 1 if self.reject else n_classes
+
+    def _shapes(self, n_inputs: int, n_outputs: int) -> dict[str, tuple[int, ...]]:
+        hidden = self.hidden
+        return {
+            "W1": (n_inputs, hidden),
+            "b1": (hidden,),
+            "W2": (hidden, n_outputs),
+            "b2": (n_outputs,),
+        }
+
+    def _initialise(
+        self, w: dict[str, np.ndarray], rng: np.random.Generator, Z: np.ndarray, y: np.ndarray
+    ) -> None:
+        """He-normal weights (ReLU hidden layer and linear scores), zero biases."""
+        (n_inputs, hidden), n_outputs = w["W1"].shape, w["W2"].shape[1]
+        w["W1"][...] = he_normal(rng, n_inputs, hidden, w["W1"].dtype)
+        w["W2"][...] = he_normal(rng, hidden, n_outputs, w["W2"].dtype)
+
+    def _forward(self, w: dict[str, np.ndarray], Z: np.ndarray) -> tuple[np.ndarray, Any]:
+        pre = Z @ w["W1"]
+        pre += w["b1"]
+        hidden = np.maximum(pre, 0.0)
+        scores = hidden @ w["W2"]
+        scores += w["b2"]
+        return scores, pre
+
+    def _output_loss(self, out: np.ndarray, y_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return hinge_loss(out, y_index)
+
+    def _backward_input(
+        self, w: dict[str, np.ndarray], cache: Any, grad_out: np.ndarray
+    ) -> np.ndarray:
+        grad_hidden = grad_out @ w["W2"].T
+        grad_hidden *= cache > 0
+        return grad_hidden @ w["W1"].T
+
+    def _targets(self, y_index: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """One-hot rows over every output unit (the noise unit included)."""
+        return np.eye(self._n_outputs(len(self.classes_)), dtype=dtype)[y_index]
+
+    def _predicted_index(self, out: np.ndarray) -> np.ndarray:
+        return np.argmax(out, axis=1)
+
+    def _class_scores(self, out: np.ndarray) -> np.ndarray:
+        return out[:, : len(self.classes_)]
+
+    def _reject_scores(self, out: np.ndarray) -> np.ndarray | None:
+        return out[:, len(self.classes_)].copy() if self.reject else None
+
+    def _output_grad(self, grad_scores: np.ndarray, grad_reject: np.ndarray | None) -> np.ndarray:
+        if not self.reject:
+            return grad_scores
+        reject_column = np.zeros((len(grad_scores), 1), dtype=grad_scores.dtype)
+        if grad_reject is not None:
+            reject_column[:, 0] = grad_reject
+        return np.hstack([grad_scores, reject_column])
+
+    def _make_step(self, params: FlatParameters, batch: int, lr: float) -> Step:
+        """One SGD step on a batch of one-hot targets, with every temporary preallocated.
+
+        Gradients are pre-scaled by −lr/batch where they start (dL/ds), so the update of
+        all parameters is a single ``values += grads``.
+        """
+        W1, b1, W2, b2 = (params.w[name] for name in ("W1", "b1", "W2", "b2"))
+        gW1, gb1, gW2, gb2 = (params.g[name] for name in ("W1", "b1", "W2", "b2"))
+        values, grads = params.values, params.grads
+        dtype = values.dtype
+        hidden, n_outputs = W2.shape
+        pre = np.empty((batch, hidden), dtype)
+        act = np.empty((batch, hidden), dtype)
+        active = np.empty((batch, hidden), dtype)
+        grad_hidden = np.empty((batch, hidden), dtype)
+        scores = np.empty((batch, n_outputs), dtype)
+        margins = np.empty((batch, n_outputs), dtype)
+        grad_scores = np.empty((batch, n_outputs), dtype)
+        correct = np.empty(batch, dtype)
+        correct_col = correct.reshape(batch, 1)
+        count = np.empty((batch, 1), dtype)
+        act_T, W2_T = act.T, W2.T
+        scale = -lr / batch
+        matmul, add, subtract, multiply = np.matmul, np.add, np.subtract, np.multiply
+        maximum, greater, vecdot, add_reduce = np.maximum, np.greater, np.vecdot, np.add.reduce
+        outer = outer_product(batch)
+
+        def step(x: np.ndarray, onehot: np.ndarray) -> None:
+            # forward: pre = x W1 + b1, act = relu(pre), scores = act W2 + b2
+            matmul(x, W1, pre)
+            add(pre, b1, pre)
+            maximum(pre, 0.0, out=act)
+            matmul(act, W2, scores)
+            add(scores, b2, scores)
+            # dL/ds: 1 where s_i − s_y + 1 > 0 (i ≠ y), minus their count at y
+            vecdot(scores, onehot, correct)
+            subtract(scores, correct_col, margins)
+            greater(margins, -1.0, grad_scores)  # also 1 at y itself (margin 0)
+            add_reduce(grad_scores, 1, None, count, True)
+            multiply(onehot, count, margins)
+            subtract(grad_scores, margins, grad_scores)
+            multiply(grad_scores, scale, grad_scores)
+            # backward
+            outer(act_T, grad_scores, gW2)
+            add_reduce(grad_scores, 0, None, gb2)
+            matmul(grad_scores, W2_T, grad_hidden)
+            greater(pre, 0.0, active)
+            multiply(grad_hidden, active, grad_hidden)
+            outer(x.T, grad_hidden, gW1)
+            add_reduce(grad_hidden, 0, None, gb1)
+            add(values, grads, values)
+
+        return step
+
+
+@hookimpl
+def register_models(register):
+    """Register the ``hinge`` model."""
+    register("hinge", HingeNetwork)

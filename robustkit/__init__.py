@@ -36,6 +36,7 @@ from .plugins import (
     unregister_plugin,
 )
 from .result import EvaluationResult
+from .training import TrainingRun, train
 
 __all__ = [
     "INPUT_GRADIENT",
@@ -56,6 +57,7 @@ __all__ = [
     "PluginSpec",
     "Recipe",
     "RobustkitError",
+    "TrainingRun",
     "__version__",
     "create",
     "evaluate",
@@ -65,5 +67,6 @@ __all__ = [
     "register_plugin",
     "registry",
     "save_model",
+    "train",
     "unregister_plugin",
 ]

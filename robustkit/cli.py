@@ -10,7 +10,6 @@ import json
 import math
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -235,60 +234,38 @@ def train(
     **options: Any,
 ) -> None:
     """Train one model and report per-epoch and final accuracy."""
-    from .harness import check_split
-    from .persistence import Recipe, atomic_write, save_model
+    from .persistence import atomic_write, save_model
     from .plotting import plot_training
-    from .plugins import create
     from .tables import epoch_table, training_table
+    from .training import train as train_model
 
     outputs = [check_output(p) for p in (save, plot, json_path)]
     name, params = parse_spec(model_spec)
     params.update({k: v for k, v in options.items() if v is not None and k in _MODEL_OPTIONS})
-    params.setdefault("random_state", seed)
-    recipe = Recipe(name, params)
-    model = recipe.build()
-    dataset_name, dataset_params = parse_spec(dataset_spec)
-    split = create("dataset", dataset_name, **dataset_params).load(
-        Path(data_dir) if data_dir else None
-    )
-    check_split(split)
-    epochs = model.get_params().get("epochs")
-    start = time.perf_counter()
     with progress_bar(f"training {name}") as update:
+        epochs: dict[str, int] = {}
 
         def on_epoch(record: dict[str, float]) -> None:
-            update(
-                f"test {record.get('test_accuracy', 0):.1%}",
-                int(record["epoch"]),
-                epochs or int(record["epoch"]),
-            )
+            done = int(record["epoch"])
+            update(f"test {record.get('test_accuracy', 0):.1%}", done, epochs.get("n", done))
 
-        model.fit(
-            split.X_train, split.y_train, eval_set=(split.X_test, split.y_test), callback=on_epoch
+        run = train_model(
+            (name, params),
+            dataset_spec,
+            data_dir=data_dir,
+            seed=seed,
+            callback=on_epoch,
+            on_start=lambda model: epochs.update(n=model.get_params().get("epochs") or 0),
         )
-    seconds = time.perf_counter() - start
-    summary = {
-        "model": name,
-        "dataset": split.name,
-        "params": model.get_params(),
-        "epochs": epochs,
-        "batch_size": model.get_params().get("batch_size"),
-        "lr": model.get_params().get("lr"),
-        "train_accuracy": float(model.score(split.X_train, split.y_train)),
-        "test_accuracy": float(model.score(split.X_test, split.y_test)),
-        "seconds": seconds,
-        "history": model.history_,
-        "robustkit_version": __version__,
-        "seed": seed,
-    }
-    click.echo(epoch_table(model.history_))
+    summary = {**run.summary(), "seed": seed}
+    click.echo(epoch_table(summary["history"]))
     click.echo()
     click.echo(training_table([summary]))
     save_path, plot_path, json_file = outputs
     if save_path:
-        save_model(save_path, recipe, model, {"dataset": split.name})
+        save_model(save_path, run.recipe, run.model, {"dataset": run.dataset})
     if plot_path:
-        plot_training(model.history_, plot_path, title=f"{name} on {split.name}")
+        plot_training(summary["history"], plot_path, title=f"{name} on {run.dataset}")
     if json_file:
         with atomic_write(json_file) as handle:
             json.dump(summary, handle, indent=2, default=str)
@@ -301,6 +278,11 @@ def train(
 @click.option("--attack", multiple=True, help="Attack spec, repeatable: pgd:steps=20.")
 @click.option("--eps", help="Budgets as fractions of the input range: 0.05,0.1,0.3.")
 @click.option("--lam", help="λ values to sweep (reject defense / RBF): 50,100,400.")
+@click.option(
+    "--eps-unit",
+    type=click.Choice(["range", "absolute"]),
+    help="ε as a fraction of the input range (default) or in input units.",
+)
 @click.option("--dataset", help="Data set spec (default digits).")
 @click.option(
     "--data-dir",

@@ -6,6 +6,7 @@ A ``Grid`` comes from Python arguments, command-line options or a ``grid.toml`` 
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import tomllib
 from collections.abc import Iterable
@@ -17,6 +18,9 @@ from .errors import RobustkitError
 from .params import parse_float_list, parse_spec
 from .persistence import Recipe
 from .plugins import registry
+
+#: ε as a fraction of the input range (default), or in the input's own units.
+EPS_UNITS = ("range", "absolute")
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class Grid:
     attacks: list[PluginSpec] = field(default_factory=lambda: [PluginSpec("fgsm")])
     epsilons: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.3])
     lams: list[float] | None = None
+    eps_unit: str = "range"
     dataset: PluginSpec = field(default_factory=lambda: PluginSpec("digits"))
     data_dir: Path | None = None
     n_samples: int = 100
@@ -108,6 +113,7 @@ class Grid:
         attack: Any = None,
         eps: Any = None,
         lam: Any = None,
+        eps_unit: str | None = None,
         dataset: Any = None,
         data_dir: str | Path | None = None,
         n_samples: int | None = None,
@@ -130,7 +136,12 @@ class Grid:
             grid.dataset = PluginSpec.coerce(dataset, "dataset")
         if data_dir is not None:
             grid.data_dir = Path(data_dir)
-        for name, value in (("n_samples", n_samples), ("seed", seed), ("jobs", jobs)):
+        for name, value in (
+            ("n_samples", n_samples),
+            ("seed", seed),
+            ("jobs", jobs),
+            ("eps_unit", eps_unit),
+        ):
             if value is not None:
                 setattr(grid, name, value)
         grid.validate()
@@ -146,18 +157,7 @@ class Grid:
             raise RobustkitError(f"grid file {path} does not exist") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise RobustkitError(f"grid file {path} is not valid TOML: {exc}") from None
-        keys = {
-            "model",
-            "defense",
-            "attack",
-            "eps",
-            "lam",
-            "dataset",
-            "data_dir",
-            "n_samples",
-            "seed",
-            "jobs",
-        }
+        keys = set(inspect.signature(cls.build).parameters)
         unknown = sorted(set(data) - keys)
         if unknown:
             raise RobustkitError(
@@ -165,7 +165,7 @@ class Grid:
                 f"{', '.join(sorted(keys))}"
             )
         values = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-        if "data_dir" in data and "data_dir" not in overrides:
+        if "data_dir" in data and overrides.get("data_dir") is None:
             values["data_dir"] = path.parent / data["data_dir"]
         try:
             return cls.build(**values)
@@ -177,6 +177,10 @@ class Grid:
         for what, value in (("n_samples", self.n_samples), ("jobs", self.jobs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise RobustkitError(f"{what} must be a whole number >= 1, got {value!r}")
+        if self.eps_unit not in EPS_UNITS:
+            raise RobustkitError(
+                f"eps_unit must be one of {', '.join(EPS_UNITS)}, got {self.eps_unit!r}"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise RobustkitError(f"seed must be a whole number >= 0, got {self.seed!r}")
         for kind, specs in (

@@ -81,14 +81,17 @@ def _attack(
     eps: list[float],
     bounds: tuple[float, float],
     seed: int,
+    unit: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Attack with budgets ``eps`` given in ``unit`` (input units per ε unit)."""
     start = time.perf_counter()
-    result = attack.perturb(model, X, y, eps, bounds=bounds, random_state=seed)
+    span = bounds[1] - bounds[0]
+    fractions = [e * unit / span for e in eps]
+    result = attack.perturb(model, X, y, fractions, bounds=bounds, random_state=seed)
     predictions = np.stack([model.predict(adv) for adv in result.adversarials])
     seconds = time.perf_counter() - start
-    span = bounds[1] - bounds[0]
     delta = (result.adversarials - X[None]).reshape(len(eps), len(X), -1)
-    linf = np.abs(delta).max(axis=2) / span
+    linf = np.abs(delta).max(axis=2) / unit
     return predictions, linf, result.zero_gradient, seconds
 
 
@@ -207,6 +210,7 @@ class Harness:
     ) -> list[dict[str, Any]]:
         cells = [(t, spec, attack) for t in trained for spec, attack in attacks]
         eps = self.grid.epsilons
+        unit = split.bounds[1] - split.bounds[0] if self.grid.eps_unit == "range" else 1.0
         jobs = (
             (
                 t.model,
@@ -216,6 +220,7 @@ class Harness:
                 eps,
                 split.bounds,
                 _stable_seed(self.grid.seed, t.recipe.to_dict(), spec.name, spec.params),
+                unit,
             )
             for t, spec, attack in cells
         )
@@ -260,6 +265,7 @@ class Harness:
             "attack": spec.label,
             "dataset": split.name,
             "eps": float(epsilon),
+            "eps_unit": self.grid.eps_unit,
             "lam": _lam_of(t.model),
             "params": {
                 "model": recipe.model_params,
@@ -300,7 +306,7 @@ class Harness:
             "seed": self.grid.seed,
             "dataset": split.name,
             "bounds": list(split.bounds),
-            "eps_unit": "fraction of the input range (bounds)",
+            "eps_unit": self.grid.eps_unit,
             "n_train": len(split.X_train),
             "n_test": len(split.X_test),
             "grid": self.grid.describe(),
@@ -317,6 +323,7 @@ def evaluate(
     dataset: Any = "digits",
     eps: Any = (0.05, 0.1, 0.3),
     lam: Any = None,
+    eps_unit: str = "range",
     n_samples: int = 100,
     seed: int = 0,
     jobs: int = 1,
@@ -337,6 +344,7 @@ def evaluate(
         dataset=dataset,
         eps=eps,
         lam=lam,
+        eps_unit=eps_unit,
         n_samples=n_samples,
         seed=seed,
         jobs=jobs,

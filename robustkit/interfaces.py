@@ -114,7 +114,9 @@ def _as_epsilons(epsilons: float | Sequence[float]) -> np.ndarray:
     try:
         eps = np.atleast_1d(np.asarray(epsilons, dtype=np.float64))
     except (TypeError, ValueError):
-        raise RobustkitError(f"epsilon must be a number or a list of numbers, got {epsilons!r}")
+        raise RobustkitError(
+            f"epsilon must be a number or a list of numbers, got {epsilons!r}"
+        ) from None
     if eps.ndim != 1 or eps.size == 0:
         raise RobustkitError("epsilons must be a number or a non-empty list of numbers")
     if not np.all(np.isfinite(eps)) or np.any(eps < 0):
@@ -154,7 +156,9 @@ class Attack(BaseEstimator):
         result = self._run(model, X, np.asarray(y), eps * span, (lo, hi), rng)
         adv = np.asarray(result.adversarials, dtype=X.dtype)
         for k, radius in enumerate(eps * span):  # project into the ε-ball and the bounds
-            np.clip(adv[k], np.maximum(X - radius, lo), np.minimum(X + radius, hi), out=adv[k])
+            delta = np.subtract(adv[k], X, out=adv[k])
+            np.clip(delta, -radius, radius, out=delta)
+            np.clip(np.add(delta, X, out=delta), lo, hi, out=adv[k])
         result.adversarials = adv
         result.epsilons = eps
         return result

@@ -426,9 +426,25 @@ def test_plugins_are_registered(fresh_plugins):
         description = registry.get(name).cls.description
         assert description and "\n" not in description
     dataset = robustkit.create("dataset", "mnist", n_train=5)
-    assert isinstance(dataset, MNIST) and dataset.get_params() == {"n_train": 5, "n_test": None}
+    assert isinstance(dataset, MNIST) and dataset.get_params() == {"n_train": 5, "n_test": None, "pca": None}
 
 
 def test_datasets_follow_estimator_conventions():
-    assert clone(FashionMNIST(n_test=3)).get_params() == {"n_train": None, "n_test": 3}
-    assert Digits(random_state=4).get_params() == {"random_state": 4}
+    assert clone(FashionMNIST(n_test=3)).get_params() == {"n_train": None, "n_test": 3, "pca": None}
+    assert Digits(random_state=4).get_params() == {"random_state": 4, "pca": None}
+
+
+def test_pca_features_are_the_studys_128_dimensional_data(shared_data_dir):
+    split = FashionMNIST(n_train=2000, n_test=500, pca=128).load(shared_data_dir)
+    assert split.name == "fashion-mnist-pca128"
+    assert split.X_train.shape == (2000, 128) and split.X_test.shape == (500, 128)
+    assert split.bounds[0] == split.X_train.min() or split.bounds[0] == split.X_test.min()
+    # PCA of centred data: the training features have mean zero and falling variance.
+    np.testing.assert_allclose(split.X_train.mean(axis=0), 0, atol=1e-4)
+    variances = split.X_train.var(axis=0)
+    assert np.all(np.diff(variances) <= 1e-6)
+
+
+def test_pca_larger_than_the_features_is_an_error():
+    with pytest.raises(DataError, match="pca must be a whole number from 1 to 64"):
+        Digits(pca=65).load()
