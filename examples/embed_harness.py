@@ -69,13 +69,20 @@ def main() -> None:
     args = parser.parse_args()
 
     robustkit.register_plugin(ProjectPlugin(), name="my-project")
-    grid = Grid.build(model=["softmax", "hinge"], attack=["fgsm", "pgd", "noise"],
-                      eps=[0.05, 0.1, 0.2], n_samples=100, seed=0)
+    grid = Grid.build(
+        model=["softmax", "hinge"],
+        attack=["fgsm", "pgd", "noise"],
+        eps=[0.05, 0.1, 0.2],
+        n_samples=100,
+        seed=0,
+    )
     result = Harness(grid).run()
     print(result.tables())
     worst = max(result.rows, key=lambda row: row["evasion_rate"])
-    print(f"\nweakest cell: {worst['model']} under {worst['attack']} at ε={worst['eps']:g}, "
-          f"evasion {worst['evasion_rate']:.0%}")
+    print(
+        f"\nweakest cell: {worst['model']} under {worst['attack']} at ε={worst['eps']:g}, "
+        f"evasion {worst['evasion_rate']:.0%}"
+    )
     if args.json:
         result.write_json(args.json)
 

@@ -28,8 +28,10 @@ Step = Callable[[np.ndarray, np.ndarray], None]
 
 #: Rows per chunk when evaluating a whole data set (keeps temporaries small).
 EVAL_CHUNK = 4096
-#: BLAS threads for the SGD loop, by batch size: small matmuls run faster on one thread.
-SINGLE_THREAD_MAX_BATCH = 256
+#: BLAS threads in the SGD loop (None: no limit). One thread measured as fast as two at
+#: batch 128 and ~20 % slower at 1024 on an idle 2-core machine, but 10-20x faster when
+#: another process keeps the second core busy (examples/benchmarks/bench_networks.py).
+SGD_BLAS_THREADS: int | None = 1
 #: Rows of training data used to initialise data-dependent parameters (RBF centres).
 INIT_SAMPLE = 2000
 
@@ -489,10 +491,12 @@ class NumpyNetwork(Model):
         noise_std = params["noise_std"]
         noise = np.empty(Z.shape, dtype=Z.dtype) if noise_std > 0 else None
         end_full = n_full * batch
-        threads = 1 if batch <= SINGLE_THREAD_MAX_BATCH else None
         for epoch in range(1, params["epochs"] + 1):
             # Overflow only happens when training diverges, which is reported below.
-            with threadpool_limits(limits=threads, user_api="blas"), np.errstate(all="ignore"):
+            with (
+                threadpool_limits(limits=SGD_BLAS_THREADS, user_api="blas"),
+                np.errstate(all="ignore"),
+            ):
                 start = time.perf_counter()
                 order = rng.permutation(n)
                 np.take(Z, order, axis=0, out=Z_shuffled)

@@ -37,8 +37,26 @@ class EvaluationResult:
     warnings: list[str] = field(default_factory=list)
 
     def tables(self) -> str:
-        """The text report: attack success, correct rejects, details, warnings."""
-        return report(self.rows, self.warnings)
+        """The text report: threat model line, attack success, correct rejects, details,
+        warnings."""
+        return "\n\n".join(filter(None, [self.threat_model(), report(self.rows, self.warnings)]))
+
+    def threat_model(self) -> str:
+        """One line stating data, budget unit, sample count and seed ("" without metadata)."""
+        meta = self.meta
+        if "dataset" not in meta:
+            return ""
+        low, high = meta["bounds"]
+        unit = (
+            f"fraction of the input range [{low:g}, {high:g}]"
+            if meta["eps_unit"] == "range"
+            else "input units (absolute)"
+        )
+        return (
+            f"Threat model: L∞ on {meta['dataset']} inputs, ε in {unit}; the first "
+            f"{meta['grid']['n_samples']} correctly classified test samples per model; "
+            f"seed {meta['seed']}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return plain({"meta": self.meta, "rows": self.rows, "warnings": self.warnings})

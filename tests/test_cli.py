@@ -33,9 +33,27 @@ def assert_user_error(result, *fragments):
 
 def test_eval_main_job_writes_json_csv_and_plot(tmp_path):
     out = tmp_path / "r"
-    result = run("eval", "--model", "rbf:epochs=3", "--attack", "fgsm", "--defense", "reject",
-                 "--eps", "0.05,0.1,0.3", "--n-samples", "40", "--cache-dir", tmp_path / "c",
-                 "--json", f"{out}.json", "--csv", f"{out}.csv", "--plot", f"{out}.png")
+    result = run(
+        "eval",
+        "--model",
+        "rbf:epochs=3",
+        "--attack",
+        "fgsm",
+        "--defense",
+        "reject",
+        "--eps",
+        "0.05,0.1,0.3",
+        "--n-samples",
+        "40",
+        "--cache-dir",
+        tmp_path / "c",
+        "--json",
+        f"{out}.json",
+        "--csv",
+        f"{out}.csv",
+        "--plot",
+        f"{out}.png",
+    )
     assert result.exit_code == 0, result.output
     assert "Attack success" in result.output and "Correct rejects" in result.output
     data = json.loads(Path(f"{out}.json").read_text())
@@ -53,8 +71,9 @@ def test_eval_config_file_and_overrides(tmp_path):
         'eps = [0.1]\nn_samples = 10\n[[model]]\nname = "hinge"\nepochs = 2\n'
         '[[attack]]\nname = "fgsm"\n[[attack]]\nname = "noise"\n'
     )
-    result = run("eval", "--config", config, "--no-cache", "--json", tmp_path / "o.json",
-                 "--eps", "0.2")
+    result = run(
+        "eval", "--config", config, "--no-cache", "--json", tmp_path / "o.json", "--eps", "0.2"
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "o.json").read_text())["rows"]
     assert [(r["attack"], r["eps"]) for r in rows] == [("fgsm", 0.2), ("noise", 0.2)]
@@ -99,17 +118,35 @@ def test_eval_unwritable_output_fails_before_any_work(tmp_path, monkeypatch):
 
 def test_eval_writes_nothing_when_it_fails(tmp_path):
     out = tmp_path / "out.json"
-    result = run("eval", "--model", "hinge:epochs=1", "--n-samples", "100000", "--json", out,
-                 "--no-cache")
+    result = run(
+        "eval", "--model", "hinge:epochs=1", "--n-samples", "100000", "--json", out, "--no-cache"
+    )
     assert result.exit_code == 2
     assert list(tmp_path.iterdir()) == []
 
 
 def test_train_writes_json_model_and_plot(tmp_path):
-    result = run("train", "--model", "hinge", "--dataset", "digits", "--epochs", "3",
-                 "--batch-size", "32", "--lr", "0.1", "--seed", "1",
-                 "--json", tmp_path / "t.json", "--save", tmp_path / "m.npz",
-                 "--plot", tmp_path / "curve.png")
+    result = run(
+        "train",
+        "--model",
+        "hinge",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.1",
+        "--seed",
+        "1",
+        "--json",
+        tmp_path / "t.json",
+        "--save",
+        tmp_path / "m.npz",
+        "--plot",
+        tmp_path / "curve.png",
+    )
     assert result.exit_code == 0, result.output
     assert re.search(r"hinge\s+3\s+32\s+0\.1\s+\d+\.\d%\s+\d+\.\d%", result.output)
     summary = json.loads((tmp_path / "t.json").read_text())
@@ -137,8 +174,7 @@ def test_train_writes_json_model_and_plot(tmp_path):
     ],
 )
 def test_train_bad_input_is_one_line_error(tmp_path, args, fragment):
-    result = run("train", "--model", "hinge", "--epochs", "1", *args,
-                 "--json", tmp_path / "t.json")
+    result = run("train", "--model", "hinge", "--epochs", "1", *args, "--json", tmp_path / "t.json")
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert fragment in result.output
@@ -148,8 +184,15 @@ def test_train_bad_input_is_one_line_error(tmp_path, args, fragment):
 def test_plugins_and_datasets_commands():
     listed = json.loads(run("plugins", "--json").output)
     kinds = {(item["kind"], item["name"]) for item in listed}
-    assert {("model", "hinge"), ("model", "rbf"), ("attack", "fgsm"), ("attack", "pgd"),
-            ("attack", "noise"), ("defense", "reject"), ("dataset", "digits")} <= kinds
+    assert {
+        ("model", "hinge"),
+        ("model", "rbf"),
+        ("attack", "fgsm"),
+        ("attack", "pgd"),
+        ("attack", "noise"),
+        ("defense", "reject"),
+        ("dataset", "digits"),
+    } <= kinds
     assert all({"name", "kind", "distribution", "version"} <= set(item) for item in listed)
     table = run("plugins").output
     assert "interpreter:" in table and "robustkit" in table

@@ -426,11 +426,13 @@ def test_plugins_are_registered(fresh_plugins):
         description = registry.get(name).cls.description
         assert description and "\n" not in description
     dataset = robustkit.create("dataset", "mnist", n_train=5)
-    assert isinstance(dataset, MNIST) and dataset.get_params() == {"n_train": 5, "n_test": None, "pca": None}
+    assert isinstance(dataset, MNIST)
+    assert dataset.get_params() == {"n_train": 5, "n_test": None, "pca": None}
 
 
 def test_datasets_follow_estimator_conventions():
-    assert clone(FashionMNIST(n_test=3)).get_params() == {"n_train": None, "n_test": 3, "pca": None}
+    params = clone(FashionMNIST(n_test=3)).get_params()
+    assert params == {"n_train": None, "n_test": 3, "pca": None}
     assert Digits(random_state=4).get_params() == {"random_state": 4, "pca": None}
 
 

@@ -11,10 +11,25 @@ from robustkit.testing import temporary_plugin
 FAST_RBF = "rbf:epochs=3"
 FAST_HINGE = "hinge:epochs=3"
 ROW_KEYS = {
-    "model", "defense", "attack", "dataset", "eps", "params", "clean_accuracy",
-    "clean_reject_rate", "n_attacked", "flipped", "rejected", "evaded",
-    "attack_success_rate", "evasion_rate", "correct_rejects", "percent_rejected",
-    "zero_gradient_rate", "mean_linf", "seconds",
+    "model",
+    "defense",
+    "attack",
+    "dataset",
+    "eps",
+    "params",
+    "clean_accuracy",
+    "clean_reject_rate",
+    "n_attacked",
+    "flipped",
+    "rejected",
+    "evaded",
+    "attack_success_rate",
+    "evasion_rate",
+    "correct_rejects",
+    "percent_rejected",
+    "zero_gradient_rate",
+    "mean_linf",
+    "seconds",
 }
 
 
@@ -28,7 +43,7 @@ def test_default_evaluation_rows():
     result = evaluate(FAST_RBF, "fgsm", "none", eps=[0.0, 0.1, 0.3], n_samples=50)
     assert [row["eps"] for row in result.rows] == [0.0, 0.1, 0.3]
     for row in result.rows:
-        assert ROW_KEYS <= set(row)
+        assert set(row) >= ROW_KEYS
         assert row["n_attacked"] == 50 and row["dataset"] == "digits"
         assert row["clean_accuracy"] > 0.8
         assert row["mean_linf"] <= row["eps"] + 1e-6
@@ -40,8 +55,9 @@ def test_default_evaluation_rows():
 
 
 def test_same_seed_same_numbers_and_jobs_do_not_change_them():
-    args = dict(model=[FAST_HINGE, FAST_RBF], attack=["fgsm", "noise"], eps=[0.1, 0.2],
-                n_samples=30)
+    args = dict(
+        model=[FAST_HINGE, FAST_RBF], attack=["fgsm", "noise"], eps=[0.1, 0.2], n_samples=30
+    )
     first = evaluate(**args)
     assert numbers(evaluate(**args)) == numbers(first)
     assert numbers(evaluate(**args, jobs=2)) == numbers(first)
@@ -49,8 +65,13 @@ def test_same_seed_same_numbers_and_jobs_do_not_change_them():
 
 
 def test_second_run_with_other_attacks_trains_nothing(tmp_path, monkeypatch):
-    grid = dict(model=[FAST_HINGE, FAST_RBF], defense=["none", "reject"], eps=[0.1],
-                n_samples=20, cache_dir=tmp_path)
+    grid = dict(
+        model=[FAST_HINGE, FAST_RBF],
+        defense=["none", "reject"],
+        eps=[0.1],
+        n_samples=20,
+        cache_dir=tmp_path,
+    )
     first = evaluate(attack="fgsm", **grid)
     assert not any(row["cached"] for row in first.rows)
     assert len(list(tmp_path.glob("*.npz"))) == 4
@@ -70,8 +91,9 @@ def test_cache_key_changes_with_parameters_seed_and_data(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("*.npz"))) == 1
     evaluate("hinge:epochs=2", n_samples=10, eps=[0.1], cache_dir=tmp_path)
     evaluate(FAST_HINGE, n_samples=10, eps=[0.1], seed=3, cache_dir=tmp_path)
-    evaluate(FAST_HINGE, n_samples=10, eps=[0.1], cache_dir=tmp_path,
-             dataset="digits:random_state=1")
+    evaluate(
+        FAST_HINGE, n_samples=10, eps=[0.1], cache_dir=tmp_path, dataset="digits:random_state=1"
+    )
     assert len(list(tmp_path.glob("*.npz"))) == 4
 
 
@@ -96,7 +118,7 @@ def test_list_valued_plugin_parameters_expand():
 
 
 def test_n_samples_larger_than_correct_is_an_error():
-    with pytest.raises(RobustkitError, match="classifies only .* test samples correctly"):
+    with pytest.raises(RobustkitError, match=r"classifies only \d+ test samples correctly"):
         evaluate(FAST_HINGE, n_samples=10_000, eps=[0.1])
 
 

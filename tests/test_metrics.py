@@ -61,12 +61,27 @@ def test_number_and_percent_formatting():
 
 def row(eps, success, attack="fgsm", zero=0.0, gradient=True, iterative=False, rejects=False):
     return {
-        "model": "rbf", "defense": "none", "attack": attack, "lam": None, "eps": eps,
-        "attack_success_rate": success, "evasion_rate": success, "zero_gradient_rate": zero,
-        "gradient_based": gradient, "iterative": iterative, "clean_accuracy": 0.9,
-        "clean_reject_rate": 0.0, "n_attacked": 10, "flipped": int(10 * success),
-        "rejected": 0, "evaded": int(10 * success), "correct_rejects": 0,
-        "percent_rejected": 0.0, "mean_linf": eps, "seconds": 0.01, "rejects": rejects,
+        "model": "rbf",
+        "defense": "none",
+        "attack": attack,
+        "lam": None,
+        "eps": eps,
+        "attack_success_rate": success,
+        "evasion_rate": success,
+        "zero_gradient_rate": zero,
+        "gradient_based": gradient,
+        "iterative": iterative,
+        "clean_accuracy": 0.9,
+        "clean_reject_rate": 0.0,
+        "n_attacked": 10,
+        "flipped": int(10 * success),
+        "rejected": 0,
+        "evaded": int(10 * success),
+        "correct_rejects": 0,
+        "percent_rejected": 0.0,
+        "mean_linf": eps,
+        "seconds": 0.01,
+        "rejects": rejects,
     }
 
 

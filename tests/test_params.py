@@ -8,14 +8,16 @@ from robustkit.params import parse_float_list, parse_spec, parse_value
 
 def test_parse_spec_with_typed_values():
     assert parse_spec("rbf:lr=0.05,epochs=10,reject=true,name=x,pca=none") == (
-        "rbf", {"lr": 0.05, "epochs": 10, "reject": True, "name": "x", "pca": None})
+        "rbf",
+        {"lr": 0.05, "epochs": 10, "reject": True, "name": "x", "pca": None},
+    )
     assert parse_spec("fgsm") == ("fgsm", {})
     assert isinstance(parse_value("10"), int) and isinstance(parse_value("1e-3"), float)
 
 
 @pytest.mark.parametrize("spec", [":lr=1", "rbf:lr", "rbf:=3"])
 def test_bad_spec_is_one_line_error(spec):
-    with pytest.raises(RobustkitError, match="NAME\\[:key=value,...\\]"):
+    with pytest.raises(RobustkitError, match=r"NAME\[:key=value,\.\.\.\]"):
         parse_spec(spec)
 
 

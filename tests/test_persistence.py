@@ -57,7 +57,7 @@ def test_other_format_version(tmp_path, trained):
 
 
 def test_state_that_does_not_fit_the_model(tmp_path, trained):
-    recipe, model, _ = trained
+    _, model, _ = trained
     save_model(tmp_path / "m.npz", Recipe("rbf", {"epochs": 1}), model)
     with pytest.raises(RobustkitError, match="does not fit model 'rbf'"):
         load_model(tmp_path / "m.npz")
@@ -68,6 +68,8 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         handle.write("half")
         raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(RobustkitError, match="does not exist"):
-        with atomic_write(tmp_path / "no" / "out.txt"):
-            pass
+    with (
+        pytest.raises(RobustkitError, match="does not exist"),
+        atomic_write(tmp_path / "no" / "out.txt"),
+    ):
+        pass

@@ -45,7 +45,8 @@ def torch_copy(model):
     W1 = state["W1"].astype(np.float32) / span
     b1 = state["b1"] - (low / span) * state["W1"].sum(axis=0) - state["input_mean"] @ state["W1"]
     net = torch.nn.Sequential(
-        torch.nn.Linear(W1.shape[0], W1.shape[1]), torch.nn.ReLU(),
+        torch.nn.Linear(W1.shape[0], W1.shape[1]),
+        torch.nn.ReLU(),
         torch.nn.Linear(W1.shape[1], state["W2"].shape[1]),
     )
     with torch.no_grad():
@@ -63,12 +64,17 @@ def art_fgsm(model, X, y, bounds, eps_abs):
         from art.attacks.evasion import FastGradientMethod
         from art.estimators.classification import PyTorchClassifier
     except ImportError as exc:
-        print(f"reference skipped: {exc.name} is not installed "
-              "(pip install torch==2.13.0 adversarial-robustness-toolbox)")
+        print(
+            f"reference skipped: {exc.name} is not installed "
+            "(pip install torch==2.13.0 adversarial-robustness-toolbox)"
+        )
         return None
     classifier = PyTorchClassifier(
-        torch_copy(model), loss=torch.nn.MultiMarginLoss(), input_shape=(X.shape[1],),
-        nb_classes=10, clip_values=bounds,
+        torch_copy(model),
+        loss=torch.nn.MultiMarginLoss(),
+        input_shape=(X.shape[1],),
+        nb_classes=10,
+        clip_values=bounds,
     )
     attack = FastGradientMethod(classifier, eps=eps_abs, batch_size=1000)
     onehot = np.eye(10, dtype=np.float32)[y]
@@ -82,27 +88,28 @@ def main() -> None:
     args = parser.parse_args()
 
     split = robustkit.create("dataset", "fashion-mnist").load(
-        Path(args.data_dir) if args.data_dir else None)
+        Path(args.data_dir) if args.data_dir else None
+    )
     pca = PCA(128, random_state=0).fit(split.X_train / 255.0)
     P_train = pca.transform(split.X_train / 255.0).astype(np.float32)
     P_test = pca.transform(split.X_test / 255.0).astype(np.float32)
-    bounds = (float(min(P_train.min(), P_test.min())), float(max(P_train.max(),
-                                                                  P_test.max())))
+    bounds = (float(min(P_train.min(), P_test.min())), float(max(P_train.max(), P_test.max())))
     eps_fraction = EPS / (bounds[1] - bounds[0])  # ε = 0.1 in PCA units, as the study
 
-    model = robustkit.create("model", "hinge", epochs=2, random_state=0).fit(
-        P_train, split.y_train)
+    model = robustkit.create("model", "hinge", epochs=2, random_state=0).fit(P_train, split.y_train)
     fgsm = robustkit.create("attack", "fgsm")
 
     def robustkit_fgsm():
         return fgsm.perturb(model, P_test, split.y_test, [eps_fraction], bounds=bounds)
 
     def robustkit_sweep():
-        return fgsm.perturb(model, P_test, split.y_test, eps_fraction * np.arange(1, 6),
-                            bounds=bounds)
+        return fgsm.perturb(
+            model, P_test, split.y_test, eps_fraction * np.arange(1, 6), bounds=bounds
+        )
 
     pixel_model = robustkit.create("model", "hinge", epochs=2, pca=128, random_state=0).fit(
-        split.X_train, split.y_train)
+        split.X_train, split.y_train
+    )
 
     def pixel_fgsm():
         return fgsm.perturb(pixel_model, split.X_test, split.y_test, [EPS], bounds=(0, 255))
@@ -111,21 +118,30 @@ def main() -> None:
     ours = median_seconds(robustkit_fgsm, args.repeats)
     rows.append(["robustkit fgsm, PCA-128 space, 1 ε", ours, len(P_test) / ours, ""])
     sweep = median_seconds(robustkit_sweep, args.repeats)
-    rows.append(["robustkit fgsm, PCA-128 space, 5 ε in one call", sweep,
-                 len(P_test) / sweep, ""])
+    rows.append(["robustkit fgsm, PCA-128 space, 5 ε in one call", sweep, len(P_test) / sweep, ""])
     pixels = median_seconds(pixel_fgsm, args.repeats)
-    rows.append(["robustkit fgsm, raw 784 pixels through PCA, 1 ε", pixels,
-                 len(P_test) / pixels, ""])
+    rows.append(
+        ["robustkit fgsm, raw 784 pixels through PCA, 1 ε", pixels, len(P_test) / pixels, ""]
+    )
     reference = art_fgsm(model, P_test, split.y_test, bounds, EPS)
     if reference is not None:
         art = median_seconds(reference, args.repeats)
-        rows.append(["ART FastGradientMethod (PyTorch CPU, batch 1000)", art,
-                     len(P_test) / art, f"robustkit is {art / ours:.1f}x faster"])
+        rows.append(
+            [
+                "ART FastGradientMethod (PyTorch CPU, batch 1000)",
+                art,
+                len(P_test) / art,
+                f"robustkit is {art / ours:.1f}x faster",
+            ]
+        )
         ours_adv = robustkit_fgsm().adversarials[0]
         same = np.mean(np.isclose(ours_adv, reference(), atol=1e-4))
         print(f"agreement of adversarial coordinates, robustkit vs ART: {same:.2%}")
-    print(tabulate(rows, headers=["FGSM on 10,000 rows", "seconds", "rows/s", "ratio"],
-                   floatfmt=".4f"))
+    print(
+        tabulate(
+            rows, headers=["FGSM on 10,000 rows", "seconds", "rows/s", "ratio"], floatfmt=".4f"
+        )
+    )
 
 
 if __name__ == "__main__":
