@@ -68,6 +68,8 @@ class RBFNetwork(NumpyNetwork):
     Raw inputs are scaled to [0, 1] by the training data's global min/max and optionally
     reduced by PCA (``pca``) inside the model. ``lam`` is the margin λ of the loss;
     ``reject_threshold`` (default λ) the distance beyond which ``reject=True`` rejects.
+    λ = 30 by default: best on digits (30-60); on Fashion-MNIST any λ from 1 to 100 gave
+    the same accuracy, as the network rescales its hidden layer to match λ.
     """
 
     def __init__(

@@ -74,8 +74,10 @@ class Model(ClassifierMixin, BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted labels, ``REJECT`` (-1) for rejected inputs."""
         scores = self.decision_function(X)
-        labels = self.classes_[np.argmax(scores, axis=1)]
+        labels = np.asarray(self.classes_)[np.argmax(scores, axis=1)]
         rejected = self.reject_score(X) > scores.max(axis=1)
+        if labels.dtype.kind not in "iuf" and rejected.any():
+            labels = labels.astype(object)  # text labels: REJECT (an int) needs objects
         return np.where(rejected, REJECT, labels)
 
     def loss_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
