@@ -76,7 +76,9 @@ class Model(ClassifierMixin, BaseEstimator):
         scores = self.decision_function(X)
         labels = np.asarray(self.classes_)[np.argmax(scores, axis=1)]
         rejected = self.reject_score(X) > scores.max(axis=1)
-        if labels.dtype.kind not in "iuf" and rejected.any():
+        if not rejected.any():
+            return labels
+        if labels.dtype.kind not in "iuf":
             labels = labels.astype(object)  # text labels: REJECT (an int) needs objects
         return np.where(rejected, REJECT, labels)
 
