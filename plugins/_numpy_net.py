@@ -9,6 +9,7 @@ pass, the per-sample loss, the input backward pass and an in-place SGD step.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import time
@@ -28,12 +29,42 @@ Step = Callable[[np.ndarray, np.ndarray], None]
 
 #: Rows per chunk when evaluating a whole data set (keeps temporaries small).
 EVAL_CHUNK = 4096
-#: BLAS threads in the SGD loop (None: no limit). One thread measured as fast as two at
-#: batch 128 and ~20 % slower at 1024 on an idle 2-core machine, but 10-20x faster when
-#: another process keeps the second core busy (examples/benchmarks/bench_networks.py).
-SGD_BLAS_THREADS: int | None = 1
+#: BLAS threads in the SGD loop and in inference (None: no limit). One thread measured as
+#: fast as two at batch 128 and ~20 % slower at 1024 on an idle 2-core machine, but 10-20x
+#: faster when another process keeps the second core busy (bench_networks.py).
+BLAS_THREADS: int | None = 1
+#: From this many rows on, inference uses every BLAS thread (measured: 10,000 rows take
+#: 0.010 s on two threads, 0.014 s on one, on an idle machine).
+MANY_ROWS = 4096
 #: Rows of training data used to initialise data-dependent parameters (RBF centres).
 INIT_SAMPLE = 2000
+
+
+@functools.cache
+def _thread_controller() -> Any:
+    from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
+
+    return ThreadpoolController()
+
+
+def blas_threads() -> Any:
+    """A context limiting BLAS to ``BLAS_THREADS`` (8 µs, vs 200 µs for a fresh scan)."""
+    return _thread_controller().limit(limits=BLAS_THREADS, user_api="blas")
+
+
+def single_blas_thread(method: Callable) -> Callable:
+    """Run an inference method on fewer than ``MANY_ROWS`` rows under ``blas_threads()``:
+    such matrices are small, and a second BLAS thread slows them 10x when the other core
+    is busy (joblib workers, a second process); larger batches gain from both cores."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
+        if hasattr(X, "__len__") and len(X) >= MANY_ROWS:
+            return method(self, X, *args, **kwargs)
+        with blas_threads():
+            return method(self, X, *args, **kwargs)
+
+    return wrapper
 
 
 # --------------------------------------------------------------------------- validation
@@ -478,8 +509,6 @@ class NumpyNetwork(Model):
         callback: EpochCallback | None,
     ) -> None:
         """The SGD epochs: shuffle into preallocated buffers, step, evaluate, report."""
-        from threadpoolctl import threadpool_limits  # a scikit-learn dependency
-
         n = len(Z)
         batch = min(params["batch_size"], n)
         n_full, remainder = divmod(n, batch)
@@ -494,7 +523,7 @@ class NumpyNetwork(Model):
         for epoch in range(1, params["epochs"] + 1):
             # Overflow only happens when training diverges, which is reported below.
             with (
-                threadpool_limits(limits=SGD_BLAS_THREADS, user_api="blas"),
+                blas_threads(),
                 np.errstate(all="ignore"),
             ):
                 start = time.perf_counter()
@@ -547,12 +576,14 @@ class NumpyNetwork(Model):
         X = self._check_X(X, check_dtype(self.dtype), reset=False)
         return self.input_transform_.transform(X)
 
+    @single_blas_thread
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Class scores (n_samples, n_classes); the highest wins."""
         Z = self._network_input(X)
         out, _ = self._forward(self.weights_, Z)
         return self._class_scores(out)
 
+    @single_blas_thread
     def reject_score(self, X: np.ndarray) -> np.ndarray:
         """Score of the reject option: an input is rejected where it beats every class."""
         Z = self._network_input(X)
@@ -560,6 +591,7 @@ class NumpyNetwork(Model):
         scores = self._reject_scores(out)
         return super().reject_score(out) if scores is None else scores
 
+    @single_blas_thread
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted labels, REJECT (-1) for rejected inputs (one forward pass)."""
         Z = self._network_input(X)
@@ -574,6 +606,7 @@ class NumpyNetwork(Model):
             labels[rejected] = REJECT
         return labels
 
+    @single_blas_thread
     def loss_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-sample training loss (n,) and its gradient w.r.t. the raw input (n, d)."""
         Z = self._network_input(X)
@@ -585,6 +618,7 @@ class NumpyNetwork(Model):
         grad_Z = self._backward_input(self.weights_, cache, grad_out)
         return loss, self.input_transform_.backward(grad_Z)
 
+    @single_blas_thread
     def decision_gradient(
         self,
         X: np.ndarray,

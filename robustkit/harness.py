@@ -210,7 +210,7 @@ class Harness:
     ) -> list[dict[str, Any]]:
         cells = [(t, spec, attack) for t in trained for spec, attack in attacks]
         eps = self.grid.epsilons
-        unit = split.bounds[1] - split.bounds[0] if self.grid.eps_unit == "range" else 1.0
+        unit = self._eps_unit_size(split)
         jobs = (
             (
                 t.model,
@@ -245,6 +245,10 @@ class Harness:
             self._step(f"attacked {t.recipe.model}/{t.recipe.defense} with {spec.name}")
         return rows
 
+    def _eps_unit_size(self, split: DataSplit) -> float:
+        """Input units per unit of ε: the input range, or 1 for absolute budgets."""
+        return split.bounds[1] - split.bounds[0] if self.grid.eps_unit == "range" else 1.0
+
     def _row(
         self,
         split: DataSplit,
@@ -266,6 +270,9 @@ class Harness:
             "dataset": split.name,
             "eps": float(epsilon),
             "eps_unit": self.grid.eps_unit,
+            "eps_fraction": epsilon
+            * self._eps_unit_size(split)
+            / (split.bounds[1] - split.bounds[0]),
             "lam": _lam_of(t.model),
             "params": {
                 "model": recipe.model_params,

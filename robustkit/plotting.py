@@ -61,14 +61,19 @@ def plot_evaluation(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> 
             label=label,
         )
         axes[1].plot(eps, [100 * r["evasion_rate"] for r in group], marker="o", color=color)
+    unit = (
+        "input units"
+        if rows and rows[0].get("eps_unit") == "absolute"
+        else ("fraction of input range")
+    )
     axes[0].set(
-        xlabel="ε (fraction of input range)",
+        xlabel=f"ε ({unit})",
         ylabel="%",
         title="attack success (wrong or rejected)",
         ylim=(-2, 102),
     )
     axes[1].set(
-        xlabel="ε (fraction of input range)",
+        xlabel=f"ε ({unit})",
         ylabel="%",
         title="evasion (wrong and not rejected)",
         ylim=(-2, 102),

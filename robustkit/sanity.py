@@ -52,7 +52,8 @@ def noise_beats_gradient(rows: list[dict[str, Any]]) -> list[str]:
         for gradient in (r for r in group if r["gradient_based"]):
             for baseline in noise:
                 if (
-                    baseline["attack_success_rate"] >= gradient["attack_success_rate"]
+                    baseline["attack_success_rate"] > 0
+                    and baseline["attack_success_rate"] >= gradient["attack_success_rate"]
                     and gradient["attack_success_rate"] < 1.0
                 ):
                     out.append(
@@ -84,7 +85,7 @@ def unbounded_not_reaching(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         if (
             row["iterative"]
-            and row["eps"] >= 1.0
+            and row["eps_fraction"] >= 1.0
             and (row["attack_success_rate"] < UNBOUNDED_SUCCESS)
         ):
             out.append(

@@ -63,6 +63,7 @@ def row(eps, success, attack="fgsm", zero=0.0, gradient=True, iterative=False, r
     return {
         "model": "rbf",
         "defense": "none",
+        "eps_fraction": eps,
         "attack": attack,
         "lam": None,
         "eps": eps,
@@ -96,6 +97,8 @@ def test_noise_doing_as_well_as_gradient_is_flagged():
     assert "suspect gradient masking" in noise_beats_gradient(rows)[0]
     rows = [row(0.1, 0.6), row(0.1, 0.3, attack="noise", gradient=False)]
     assert noise_beats_gradient(rows) == []
+    rows = [row(0.01, 0.0), row(0.01, 0.0, attack="noise", gradient=False)]
+    assert noise_beats_gradient(rows) == []  # both at zero: nothing to compare
 
 
 def test_zero_gradient_and_unbounded_checks():

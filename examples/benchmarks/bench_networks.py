@@ -176,7 +176,7 @@ def main() -> None:
     print(f"Fashion-MNIST: {split.X_train.shape} train, {split.X_test.shape} test, PCA {PCA}")
     print(
         f"numpy {np.__version__}, {os.cpu_count()} CPUs; "
-        f"BLAS threads in the SGD loop: {_numpy_net.SGD_BLAS_THREADS or 'all'}"
+        f"BLAS threads in the SGD loop and inference: {_numpy_net.BLAS_THREADS or 'all'}"
     )
     has_torch = torch_available()
     if has_torch:
@@ -267,8 +267,8 @@ def main() -> None:
 
     print("\nBLAS threads (s/epoch, forced for the whole SGD loop)")
     thread_rows = []
-    saved = _numpy_net.SGD_BLAS_THREADS
-    _numpy_net.SGD_BLAS_THREADS = None  # let the outer limit decide
+    saved = _numpy_net.BLAS_THREADS
+    _numpy_net.BLAS_THREADS = None  # let the outer limit decide
     try:
         for name in NETWORKS:
             for batch in (128, 1024):
@@ -281,7 +281,7 @@ def main() -> None:
                     row.append(f"{seconds:.3f}")
                 thread_rows.append(row)
     finally:
-        _numpy_net.SGD_BLAS_THREADS = saved
+        _numpy_net.BLAS_THREADS = saved
     print(table(thread_rows, ["net", "batch", "1 thread", "2 threads"]))
 
     print("\nAccuracy runs (study settings: batch 128, lr 0.1, PCA 128)")

@@ -11,14 +11,15 @@ import dataclasses
 import time
 from pathlib import Path
 
-from trainruns import quick_dataset, quick_model
+from trainruns import FULL_TRAIN, QUICK_DATA, quick_dataset, quick_model
 
 from robustkit import EvaluationResult, Grid, Harness, PluginSpec
 from robustkit.cache import ModelCache
 
 HERE = Path(__file__).resolve().parent
-#: Attacked samples per (model, defense) in quick mode (the small models classify few).
+#: Quick mode: attacked samples per (model, defense), and at most this many PGD steps.
 QUICK_SAMPLES = 20
+QUICK_STEPS = 10
 
 
 def load_grid(name: str, data_dir: str | Path, *, quick: bool = False) -> Grid:
@@ -28,20 +29,41 @@ def load_grid(name: str, data_dir: str | Path, *, quick: bool = False) -> Grid:
 
 
 def shrink(grid: Grid) -> Grid:
-    """The same grid on a few hundred samples, one or two epochs and 20 attacked samples."""
+    """The same grid on the quick subset and 20 attacked samples; the rejection defense
+    keeps the study's ratio of noise to clean training samples (200 to 60,000)."""
     return dataclasses.replace(
         grid,
         dataset=quick_dataset(grid.dataset),
         models=[quick_model(spec) for spec in grid.models],
+        defenses=[quick_defense(spec) for spec in grid.defenses],
+        attacks=[quick_attack(spec) for spec in grid.attacks],
         n_samples=min(grid.n_samples, QUICK_SAMPLES),
     )
 
 
-def with_attacks(grid: Grid, attacks: list[str], eps: list[float] | None = None) -> Grid:
+def quick_attack(spec: PluginSpec) -> PluginSpec:
+    """An iterative attack with at most QUICK_STEPS steps."""
+    if "steps" not in spec.params:
+        return spec
+    return PluginSpec(spec.name, {**spec.params, "steps": min(spec.params["steps"], QUICK_STEPS)})
+
+
+def quick_defense(spec: PluginSpec) -> PluginSpec:
+    """The rejection defense with its noise samples scaled to the quick training set."""
+    if spec.name != "reject":
+        return spec
+    n_noise = spec.params.get("n_noise", 200) * QUICK_DATA["n_train"] / FULL_TRAIN
+    return PluginSpec(spec.name, {**spec.params, "n_noise": max(1, round(n_noise))})
+
+
+def with_attacks(
+    grid: Grid, attacks: list[str], eps: list[float] | None = None, *, quick: bool = False
+) -> Grid:
     """The same models and defenses under other attacks (and optionally other ε)."""
+    specs = [PluginSpec.coerce(attack, "attack") for attack in attacks]
     return dataclasses.replace(
         grid,
-        attacks=[PluginSpec.coerce(attack, "attack") for attack in attacks],
+        attacks=[quick_attack(spec) for spec in specs] if quick else specs,
         epsilons=list(eps) if eps is not None else list(grid.epsilons),
     )
 

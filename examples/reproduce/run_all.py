@@ -34,6 +34,8 @@ from stronger import STRONGER_GRIDS
 from threadpoolctl import threadpool_limits
 from trainruns import TrainRun, run_training
 
+from robustkit import EvaluationResult
+
 REPO = Path(__file__).resolve().parents[2]
 QUESTIONS = {m.QUESTION: m.RUNS for m in (q1_hinge, q2_rbf, q3_sgd, q4_raw_pixels, q5_noise)}
 SPACES = ("pca", "pixels")
@@ -64,7 +66,7 @@ class Task:
 
 def _run_group(
     group: str, space: str, data_dir: str, quick: bool, cache_root: str
-) -> list[tuple[str, list[dict], float, dict]]:
+) -> list[tuple[str, EvaluationResult, float]]:
     """The group's grids in order, then its stronger attacks, sharing one model cache."""
     cache = Path(cache_root) / f"{group}-{space}"
     out = []
@@ -72,12 +74,13 @@ def _run_group(
     for name in GRID_GROUPS[group]:
         grid = load_grid(f"{name}_{space}", data_dir, quick=quick)
         result, seconds = run_grid(grid, cache)
-        out.append((f"{name.split('_')[0]}/{space}", result.rows, seconds, result.meta))
+        out.append((f"{name.split('_')[0]}/{space}", result, seconds))
     for name, base, attacks, eps in STRONGER_GRIDS:
         if name == group:
-            grid = with_attacks(load_grid(f"{base}_{space}", data_dir, quick=quick), attacks, eps)
+            grid = load_grid(f"{base}_{space}", data_dir, quick=quick)
+            grid = with_attacks(grid, attacks, eps, quick=quick)
             result, seconds = run_grid(grid, cache)
-            out.append((f"{name}/{space}", result.rows, seconds, result.meta))
+            out.append((f"{name}/{space}", result, seconds))
     return out
 
 
@@ -112,6 +115,7 @@ def run_all(data_dir: str, *, quick: bool, jobs: int) -> Results:
     grids: dict[str, list[dict]] = {}
     grid_seconds: dict[str, float] = {}
     meta: dict[str, dict] = {}
+    warnings: dict[str, list[str]] = {}
     cache_root = tempfile.mkdtemp(prefix="robustkit-reproduce-")
     try:
         todo = tasks()
@@ -123,8 +127,9 @@ def run_all(data_dir: str, *, quick: bool, jobs: int) -> Results:
                 question, index, row = outcome["train"]
                 training[question][index] = row
             else:
-                for key, rows, seconds, grid_meta in outcome["grids"]:
-                    grids[key], grid_seconds[key], meta[key] = rows, seconds, grid_meta
+                for key, result, seconds in outcome["grids"]:
+                    grids[key], grid_seconds[key] = result.rows, seconds
+                    meta[key], warnings[key] = result.meta, result.warnings
             elapsed = time.perf_counter() - start
             print(f"[{done}/{len(todo)}] {task.kind} {task.key[:2]} ({elapsed:.0f} s)", flush=True)
     finally:
@@ -139,6 +144,7 @@ def run_all(data_dir: str, *, quick: bool, jobs: int) -> Results:
         grids=grids,
         grid_seconds=grid_seconds,
         grid_meta=meta,
+        grid_warnings=warnings,
     )
 
 

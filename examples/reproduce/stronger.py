@@ -36,7 +36,7 @@ def main() -> None:
     for name, base, attacks, eps in STRONGER_GRIDS:
         for space in ("pca", "pixels"):
             grid = load_grid(f"{base}_{space}", args.data_dir, quick=args.quick)
-            grid = with_attacks(grid, attacks, eps)
+            grid = with_attacks(grid, attacks, eps, quick=args.quick)
             result, seconds = run_grid(grid)
             print(f"== {name} ({space}), {seconds:.0f} s\n{result.tables()}\n")
 
