@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from joblib.externals.loky import get_reusable_executor
 
 REPO = Path(__file__).resolve().parents[1]
 REPRODUCE = REPO / "examples" / "reproduce"
@@ -183,9 +184,11 @@ def test_grids_attack_the_study_budgets_in_both_threat_models(reproduce):
 # ------------------------------------------------------------------ the generator
 
 
-@pytest.mark.slow
 def test_quick_run_writes_a_well_formed_report(reproduce, shared_data_dir, tmp_path):
     run_all, study = reproduce("run_all"), reproduce("study")
+    # Workers that earlier tests started lack examples/reproduce on their sys.path and
+    # could not unpickle its functions: start fresh ones, as a real run does.
+    get_reusable_executor().shutdown(wait=True)
     out = tmp_path / "docs" / "reproduction.md"
     run_all.main(["--data-dir", str(shared_data_dir), "--out", str(out), "--quick", "--jobs", "2"])
     check_report(out)
