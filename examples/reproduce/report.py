@@ -157,11 +157,9 @@ def warnings_section(results: Results) -> list[str]:
         "",
         "robustkit checks every evaluation against the checklist of Carlini et al. (success "
         "rising with ε, noise weaker than gradient attacks, few zero gradients, unbounded "
-        'attacks reaching 95%). Its test for "unbounded" is ε ≥ 1, which holds in pixel '
-        "space only: in PCA-feature units ε = 1 is a small step, so that warning does not "
-        "apply to the PCA-feature grids. The noise check also fires when both attacks fail "
-        "on every sample (0% vs 0%, an ε too small for either), which is no evidence of "
-        "gradient masking.",
+        "attacks — ε covering the whole input range — reaching 95%). A warning on the hinge "
+        "network's loss is the study's own finding: where the hinge loss is zero, an attack "
+        "that follows it has nothing to follow; the margin-loss PGD below does not stall.",
         "",
     ]
     for key in sorted(results.grid_warnings):
