@@ -272,6 +272,29 @@ def train(
             handle.write("\n")
 
 
+@cli.command()
+@click.argument("model_file", type=click.Path(dir_okay=False))
+def info(model_file: str) -> None:
+    """Check a saved model file and show its recipe, metadata and accuracy per epoch."""
+    from .persistence import read_model_file, restore_model
+    from .tables import epoch_table
+
+    meta, state = read_model_file(model_file)
+    recipe, model = restore_model(meta, state, model_file)
+    click.echo(f"model:     {recipe.model} {json.dumps(recipe.model_params, sort_keys=True)}")
+    if recipe.defense:
+        click.echo(
+            f"defense:   {recipe.defense} {json.dumps(recipe.defense_params, sort_keys=True)}"
+        )
+    click.echo(f"saved by:  robustkit {meta['robustkit_version']}")
+    for key, value in sorted(meta.get("extra", {}).items()):
+        click.echo(f"{key + ':':<10} {value}")
+    click.echo(f"classes:   {', '.join(map(str, model.classes_))}")
+    if getattr(model, "history_", None):
+        click.echo()
+        click.echo(epoch_table(model.history_))
+
+
 @cli.command(name="eval")
 @click.option("--model", multiple=True, help="Model spec, repeatable: rbf:lr=0.05,epochs=10.")
 @click.option("--defense", multiple=True, help="Defense spec, repeatable: reject:n_noise=200.")

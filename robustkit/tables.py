@@ -39,12 +39,17 @@ def _lam(row: dict[str, Any]) -> str:
     return number(row.get("lam"))
 
 
-SUCCESS_COLUMNS: list[Column] = [
+#: What identifies a row: the first columns of every evaluation table.
+KEY_COLUMNS: list[Column] = [
     ("model", lambda r: r["model"]),
     ("defense", lambda r: r["defense"]),
     ("attack", lambda r: r["attack"]),
     ("λ", _lam),
     ("ε", lambda r: number(r["eps"])),
+]
+
+SUCCESS_COLUMNS: list[Column] = [
+    *KEY_COLUMNS,
     ("clean accuracy", lambda r: percent(r["clean_accuracy"])),
     ("attack success", lambda r: percent(r["attack_success_rate"])),
     ("evasion", lambda r: percent(r["evasion_rate"])),
@@ -52,11 +57,7 @@ SUCCESS_COLUMNS: list[Column] = [
 ]
 
 REJECT_COLUMNS: list[Column] = [
-    ("model", lambda r: r["model"]),
-    ("defense", lambda r: r["defense"]),
-    ("attack", lambda r: r["attack"]),
-    ("λ", _lam),
-    ("ε", lambda r: number(r["eps"])),
+    *KEY_COLUMNS,
     ("accuracy", lambda r: percent(r["clean_accuracy"])),
     ("attack success", lambda r: percent(r["attack_success_rate"])),
     ("correct rejects", lambda r: f"{r['correct_rejects']} of {r['n_attacked']}"),
@@ -64,11 +65,7 @@ REJECT_COLUMNS: list[Column] = [
 ]
 
 DETAIL_COLUMNS: list[Column] = [
-    ("model", lambda r: r["model"]),
-    ("defense", lambda r: r["defense"]),
-    ("attack", lambda r: r["attack"]),
-    ("λ", _lam),
-    ("ε", lambda r: number(r["eps"])),
+    *KEY_COLUMNS,
     ("clean rejects", lambda r: percent(r["clean_reject_rate"])),
     ("n", lambda r: r["n_attacked"]),
     ("flipped", lambda r: r["flipped"]),

@@ -206,3 +206,21 @@ def test_ci_runs_the_readme_test_command():
     assert "robustkit eval" in commands[0]
     ci = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert shlex.split(ci) == shlex.split(commands[1])
+
+
+def test_info_shows_a_saved_model_and_refuses_foreign_files(tmp_path):
+    saved = tmp_path / "m.npz"
+    assert run("train", "--model", "rbf", "--epochs", "2", "--save", saved).exit_code == 0
+    result = run("info", saved)
+    assert result.exit_code == 0, result.output
+    assert "model:     rbf" in result.output and "dataset:   digits" in result.output
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+    assert_user_error(run("info", tmp_path / "other.npz"), "not a robustkit model file")
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    assert_user_error(run("info", tmp_path / "junk.npz"), "not a robustkit model file")
+    with np.load(saved) as data:
+        arrays = dict(data)
+    meta = json.loads(str(arrays["__robustkit__"]))
+    arrays["__robustkit__"] = np.array(json.dumps({**meta, "format_version": 7}))
+    np.savez(tmp_path / "future.npz", **arrays)
+    assert_user_error(run("info", tmp_path / "future.npz"), "format version 7", "reads version")
