@@ -120,13 +120,6 @@ class PluginHost:
                 impl.function(register=partial(registries[kind].add, source=info.source))
         return registries
 
-    def plugin_hooks(self, key: str) -> list[str]:
-        """Names of the hooks that plugin ``key`` implements."""
-        plugin = self.pm.get_plugin(key)
-        if plugin is None:
-            return []
-        return sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
-
 
 def _allowed_distributions() -> set[str] | None:
     value = os.environ.get("ROBUSTKIT_LOAD_PLUGINS")

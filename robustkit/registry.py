@@ -77,13 +77,6 @@ class Registry:
         except KeyError:
             raise PluginError(unknown_name_message(self.kind, name, self.names())) from None
 
-    def name_of(self, cls: type) -> str:
-        """The name under which ``cls`` is registered."""
-        for entry in self._entries.values():
-            if entry.cls is cls:
-                return entry.name
-        raise PluginError(f"{cls.__name__} is not a registered {self.kind}")
-
     def create(self, name: str, **params: Any) -> Any:
         """Instantiate ``name`` with ``params``; unknown parameters list the accepted ones."""
         cls = self.get(name).cls
