@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from robustkit import INPUT_GRADIENT, REJECT, REJECTION, Model, RobustkitError
 from robustkit.interfaces import EpochCallback
+from robustkit.params import check_int
 
 #: A compiled SGD step: updates the parameters in place from one batch (inputs, targets).
 Step = Callable[[np.ndarray, np.ndarray], None]
@@ -70,19 +71,8 @@ def single_blas_thread(method: Callable) -> Callable:
 # --------------------------------------------------------------------------- validation
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int >= minimum, or a one-line RobustkitError naming ``name``."""
-    if not _is_int(value) or value < minimum:
-        raise RobustkitError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
 
 
 def check_real(name: str, value: Any, *, positive: bool) -> float:

@@ -8,7 +8,6 @@ use ``<cache>/<name>/`` and download missing files there, verified by md5.
 from __future__ import annotations
 
 import os
-from numbers import Integral
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,6 +17,7 @@ from robustkit import DataError, Dataset, DataSplit, hookimpl
 from robustkit.download import cache_dir, fetch
 from robustkit.features import pca_split
 from robustkit.idx import read_idx
+from robustkit.params import check_int
 
 DATA_DIR_ENV = "ROBUSTKIT_DATA_DIR"
 
@@ -90,8 +90,8 @@ class IdxImageDataset(Dataset):
 
     def load(self, data_dir: Path | None = None) -> DataSplit:
         """Raw pixels (float32 in [0, 255], flattened to 784) and int64 labels 0-9."""
-        n_train = _check_count("n_train", self.n_train)
-        n_test = _check_count("n_test", self.n_test)
+        n_train = check_int("n_train", self.n_train, allow_none=True, error=DataError)
+        n_test = check_int("n_test", self.n_test, allow_none=True, error=DataError)
         paths = self._locate_files(data_dir)
         X_train, y_train = self._read_part(
             paths[TRAIN_IMAGES], paths[TRAIN_LABELS], "n_train", n_train
@@ -192,15 +192,6 @@ class IdxImageDataset(Dataset):
             )
         images, labels = images[:n], labels[:n]
         return images.reshape(len(images), -1).astype(np.float32), labels.astype(np.int64)
-
-
-def _check_count(parameter: str, value: object) -> int | None:
-    """``None`` or a positive integer; anything else is a one-line DataError."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise DataError(f"{parameter} must be None or an integer >= 1, got {value!r}")
-    return int(value)
 
 
 class FashionMNIST(IdxImageDataset):

@@ -6,7 +6,7 @@ user's model is never changed and any defense composes with any capable model.
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ from sklearn.base import clone
 
 from robustkit import REJECT, REJECTION, Defense, Model, RobustkitError, hookimpl
 from robustkit.interfaces import EpochCallback
+from robustkit.params import check_int
 from robustkit.wrapping import WrappedModel
 
 NOISE_KINDS = ("uniform", "gaussian")
@@ -21,11 +22,6 @@ NOISE_KINDS = ("uniform", "gaussian")
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool) and bool(np.isfinite(value))
-
-
-def _check_integer(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-        raise RobustkitError(f"{name} must be an integer >= 0, got {value!r}")
 
 
 class NoDefense(Defense):
@@ -78,7 +74,7 @@ class NoiseClassRejection(WrappedModel):
         self.model.set_params(lam=self.lam)
 
     def _validate(self) -> None:
-        _check_integer(self.n_noise, "n_noise")
+        check_int("n_noise", self.n_noise, 0)
         if self.noise not in NOISE_KINDS:
             raise RobustkitError(
                 f"noise must be one of {', '.join(NOISE_KINDS)}; got {self.noise!r}"
@@ -232,7 +228,7 @@ class GaussianAugmented(WrappedModel):
             raise RobustkitError(
                 f"std must be a number >= 0 (a fraction of the range), got {self.std!r}"
             )
-        _check_integer(self.copies, "copies")
+        check_int("copies", self.copies, 0)
         X, y = np.asarray(X), np.asarray(y)
         rng = np.random.default_rng(self.random_state)
         lo, hi = float(X.min()), float(X.max())

@@ -17,12 +17,13 @@ at the clean point (the easiest target), fixed for the whole run.
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
 
 from robustkit import REJECT, Attack, AttackResult, Model, RobustkitError, hookimpl
+from robustkit.params import check_int
 
 LOSSES = ("model", "margin")
 
@@ -120,11 +121,6 @@ def _columns_of(classes: np.ndarray, labels: np.ndarray, what: str) -> np.ndarra
     return columns
 
 
-def _check_count(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise RobustkitError(f"{name} must be an integer >= 1, got {value!r}")
-
-
 class PGD(Attack):
     """Projected gradient descent (L∞): ``steps`` sign-gradient steps within ε, with restarts.
 
@@ -157,8 +153,8 @@ class PGD(Attack):
         self.reject_aware = reject_aware
 
     def _validate(self) -> None:
-        _check_count(self.steps, "steps")
-        _check_count(self.restarts, "restarts")
+        check_int("steps", self.steps)
+        check_int("restarts", self.restarts)
         if self.loss not in LOSSES:
             raise RobustkitError(f"loss must be one of {', '.join(LOSSES)}; got {self.loss!r}")
         if self.step_size is not None and not (

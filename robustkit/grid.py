@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RobustkitError
-from .params import parse_float_list, parse_spec
+from .params import check_int, parse_float_list, parse_spec
 from .persistence import Recipe
 from .plugins import registry
 
@@ -174,15 +174,13 @@ class Grid:
 
     def validate(self) -> None:
         """Check names, parameter names and numbers before anything trains."""
-        for what, value in (("n_samples", self.n_samples), ("jobs", self.jobs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise RobustkitError(f"{what} must be a whole number >= 1, got {value!r}")
+        check_int("n_samples", self.n_samples)
+        check_int("jobs", self.jobs)
+        check_int("seed", self.seed, 0)
         if self.eps_unit not in EPS_UNITS:
             raise RobustkitError(
                 f"eps_unit must be one of {', '.join(EPS_UNITS)}, got {self.eps_unit!r}"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise RobustkitError(f"seed must be a whole number >= 0, got {self.seed!r}")
         for kind, specs in (
             ("model", self.models),
             ("defense", self.defenses),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from numbers import Integral
 from typing import Any
 
 from .errors import RobustkitError
@@ -21,6 +22,26 @@ def parse_value(text: str) -> Any:
         except ValueError:
             pass
     return text.strip()
+
+
+def check_int(
+    name: str,
+    value: Any,
+    minimum: int = 1,
+    *,
+    allow_none: bool = False,
+    error: type[Exception] = RobustkitError,
+) -> int | None:
+    """``value`` as an int >= ``minimum`` (or None if allowed), else a one-line ``error``.
+
+    Shared by the core and the plugins, so every integer parameter fails the same way.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        accepted = f"None or an integer >= {minimum}" if allow_none else f"an integer >= {minimum}"
+        raise error(f"{name} must be {accepted}, got {value!r}")
+    return int(value)
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
