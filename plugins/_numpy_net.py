@@ -22,7 +22,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from robustkit import INPUT_GRADIENT, REJECT, REJECTION, Model, RobustkitError
-from robustkit.interfaces import EpochCallback
+from robustkit.interfaces import EpochCallback, with_rejects
 from robustkit.params import check_int
 
 #: A compiled SGD step: updates the parameters in place from one batch (inputs, targets).
@@ -588,13 +588,7 @@ class NumpyNetwork(Model):
         out, _ = self._forward(self.weights_, Z)
         index = self._predicted_index(out)
         labels = self.classes_[np.minimum(index, len(self.classes_) - 1)]
-        rejected = index == len(self.classes_)
-        if self.classes_.dtype.kind in "iuf":
-            return np.where(rejected, REJECT, labels)
-        if rejected.any():  # text labels: REJECT (an int) needs an object array
-            labels = labels.astype(object)
-            labels[rejected] = REJECT
-        return labels
+        return with_rejects(labels, index == len(self.classes_))
 
     @single_blas_thread
     def loss_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -42,6 +42,15 @@ def require_capabilities(model: Any, needed: frozenset[str], user: str) -> None:
         )
 
 
+def with_rejects(labels: np.ndarray, rejected: np.ndarray) -> np.ndarray:
+    """``labels`` with ``REJECT`` where ``rejected``; text labels become an object array."""
+    if not rejected.any():
+        return labels
+    if labels.dtype.kind not in "iuf":
+        labels = labels.astype(object)  # REJECT is an int
+    return np.where(rejected, REJECT, labels)
+
+
 class Model(ClassifierMixin, BaseEstimator):
     """A classifier over raw inputs that attacks can differentiate and defenses can wrap.
 
@@ -75,12 +84,7 @@ class Model(ClassifierMixin, BaseEstimator):
         """Predicted labels, ``REJECT`` (-1) for rejected inputs."""
         scores = self.decision_function(X)
         labels = np.asarray(self.classes_)[np.argmax(scores, axis=1)]
-        rejected = self.reject_score(X) > scores.max(axis=1)
-        if not rejected.any():
-            return labels
-        if labels.dtype.kind not in "iuf":
-            labels = labels.astype(object)  # text labels: REJECT (an int) needs objects
-        return np.where(rejected, REJECT, labels)
+        return with_rejects(labels, self.reject_score(X) > scores.max(axis=1))
 
     def loss_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-sample training loss (n,) and its gradient w.r.t. the raw input (n, d)."""
