@@ -141,13 +141,13 @@ class Harness:
         check_split(split)
         recipes = grid.recipes()
         attacks = [(spec, create("attack", spec.name, **spec.params)) for spec in grid.attacks]
-        for recipe in recipes:  # every mismatch is found before anything trains
-            model = recipe.build()
+        unfitted = [recipe.build() for recipe in recipes]
+        for model in unfitted:  # every mismatch is found before anything trains
             for spec, attack in attacks:
                 require_capabilities(model, attack.requires, f"attack {spec.name!r}")
         self._total = len(recipes) + len(recipes) * len(attacks)
         self._done = 0
-        trained = self._train(split, recipes)
+        trained = self._train(split, recipes, unfitted)
         rows = self._attack_all(split, trained, attacks)
         meta = self._meta(split, recipes, time.perf_counter() - started)
         return EvaluationResult(rows=rows, meta=meta, warnings=sanity_warnings(rows))
@@ -156,17 +156,19 @@ class Harness:
         self._done += 1
         self.progress(label, self._done, self._total)
 
-    def _train(self, split: DataSplit, recipes: list[Recipe]) -> list[Trained]:
+    def _train(
+        self, split: DataSplit, recipes: list[Recipe], unfitted: list[Model]
+    ) -> list[Trained]:
+        """Load each recipe's model from the cache, or fit its unfitted model (and cache it)."""
         dataset = {"name": self.grid.dataset.name, "params": self.grid.dataset.params}
-        fingerprint = data_fingerprint(split) if self.cache else ""
+        keys: list[str | None] = [None] * len(recipes)
+        if self.cache:
+            fingerprint = data_fingerprint(split)
+            keys = [self.cache.key(recipe, dataset, fingerprint) for recipe in recipes]
         models: dict[int, tuple[Model, float, bool]] = {}
         to_fit = []
         for i, recipe in enumerate(recipes):
-            hit = (
-                self.cache.load(self.cache.key(recipe, dataset, fingerprint))
-                if self.cache
-                else None
-            )
+            hit = self.cache.load(keys[i]) if self.cache else None
             if hit is not None:
                 model, extra = hit
                 models[i] = (model, float(extra.get("train_seconds", 0.0)), True)
@@ -176,13 +178,12 @@ class Harness:
         fitted = _parallel(
             _fit,
             self.grid.jobs,
-            ((recipes[i].build(), split.X_train, split.y_train) for i in to_fit),
+            ((unfitted[i], split.X_train, split.y_train) for i in to_fit),
         )
         for i, (model, seconds) in zip(to_fit, fitted, strict=True):
             models[i] = (model, seconds, False)
             if self.cache:
-                key = self.cache.key(recipes[i], dataset, fingerprint)
-                self.cache.store(key, recipes[i], model, {"train_seconds": seconds})
+                self.cache.store(keys[i], recipes[i], model, {"train_seconds": seconds})
             self._step(f"trained {recipes[i].model}/{recipes[i].defense}")
         return [self._clean(split, recipe, *models[i]) for i, recipe in enumerate(recipes)]
 
