@@ -154,6 +154,10 @@ class NoiseClassRejection(WrappedModel):
         """The inner model's reject score plus the calibrated offset."""
         return np.asarray(self.model.reject_score(X)) + self.reject_offset_
 
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predictions under the offset reject score (the inner model's would ignore it)."""
+        return Model.predict(self, X)
+
     def get_state(self) -> dict[str, np.ndarray]:
         """The inner model's state plus the calibrated offset."""
         return {**super().get_state(), "reject_offset": np.asarray(self.reject_offset_)}

@@ -58,6 +58,10 @@ class WrappedModel(Model):
         """The inner model's reject score."""
         return self.model.reject_score(X)
 
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The inner model's predictions (a wrapper that changes the scores must override)."""
+        return self.model.predict(X)
+
     def loss_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The inner model's training loss and its input gradient."""
         return self.model.loss_gradient(X, y)
