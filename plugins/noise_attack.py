@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from robustkit import Attack, AttackResult, Model, hookimpl
+from robustkit.interfaces import BASELINE_ATTACK
 
 
 class NoiseAttack(Attack):
@@ -15,6 +16,7 @@ class NoiseAttack(Attack):
     """
 
     requires = frozenset()
+    kind = BASELINE_ATTACK
 
     def _run(
         self,

@@ -11,20 +11,20 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
 
 from . import __version__
 from .cache import ModelCache, data_fingerprint
 from .errors import DataError, RobustkitError
 from .grid import Grid, PluginSpec
-from .interfaces import INPUT_GRADIENT, Attack, DataSplit, Model, require_capabilities
+from .interfaces import GRADIENT_ATTACK, Attack, DataSplit, Model, require_capabilities
 from .metrics import attack_metrics, clean_metrics
+from .parallel import run_parallel
 from .persistence import Recipe
 from .plugins import create, registry
 from .result import EvaluationResult
@@ -82,24 +82,20 @@ def _attack(
     bounds: tuple[float, float],
     seed: int,
     unit: float,
+    image_shape: tuple[int, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Attack with budgets ``eps`` given in ``unit`` (input units per ε unit)."""
     start = time.perf_counter()
     span = bounds[1] - bounds[0]
     fractions = [e * unit / span for e in eps]
-    result = attack.perturb(model, X, y, fractions, bounds=bounds, random_state=seed)
+    result = attack.perturb(
+        model, X, y, fractions, bounds=bounds, random_state=seed, image_shape=image_shape
+    )
     predictions = np.stack([model.predict(adv) for adv in result.adversarials])
     seconds = time.perf_counter() - start
     delta = (result.adversarials - X[None]).reshape(len(eps), len(X), -1)
     linf = np.abs(delta).max(axis=2) / unit
     return predictions, linf, result.zero_gradient, seconds
-
-
-def _parallel(fn: Callable, jobs: int, items: Iterable[tuple]) -> Iterator[Any]:
-    """``fn(*item)`` for each item, in order; in worker processes when jobs > 1."""
-    if jobs == 1:
-        return (fn(*item) for item in items)
-    return Parallel(n_jobs=jobs, return_as="generator")(delayed(fn)(*item) for item in items)
 
 
 def _stable_seed(*parts: Any) -> int:
@@ -175,7 +171,7 @@ class Harness:
                 self._step(f"cached {recipe.model}/{recipe.defense}")
             else:
                 to_fit.append(i)
-        fitted = _parallel(
+        fitted = run_parallel(
             _fit,
             self.grid.jobs,
             ((unfitted[i], split.X_train, split.y_train) for i in to_fit),
@@ -222,11 +218,12 @@ class Harness:
                 split.bounds,
                 _stable_seed(self.grid.seed, t.recipe.to_dict(), spec.name, spec.params),
                 unit,
+                split.image_shape,
             )
             for t, spec, attack in cells
         )
         rows = []
-        outcomes = _parallel(_attack, self.grid.jobs, jobs)
+        outcomes = run_parallel(_attack, self.grid.jobs, jobs)
         for (t, spec, attack), (predictions, linf, zero_grad, seconds) in zip(
             cells, outcomes, strict=True
         ):
@@ -283,8 +280,9 @@ class Harness:
             **t.clean,
             **metrics,
             "rejects": bool(np.isfinite(t.model.reject_score(split.X_test[:1])).all()),
-            "gradient_based": INPUT_GRADIENT in attack.requires,
-            "iterative": int(attack.get_params(deep=False).get("steps", 1) or 1) > 1,
+            "attack_kind": attack.kind,
+            "gradient_based": attack.kind == GRADIENT_ATTACK,
+            "iterative": attack.iterative,
             "seconds": seconds,
             "train_seconds": t.train_seconds,
             "cached": t.cached,

@@ -8,6 +8,7 @@ fitted state ends in ``_``, and every random choice takes ``random_state``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,12 @@ REJECT = -1
 INPUT_GRADIENT = "input_gradient"
 #: Capability: the model trains on ``REJECT``-labelled samples and can predict ``REJECT``.
 REJECTION = "rejection"
+
+#: Attack kinds: follows input gradients, queries scores only, or a baseline (random noise).
+GRADIENT_ATTACK = "gradient"
+SCORE_ATTACK = "score"
+BASELINE_ATTACK = "baseline"
+ATTACK_KINDS = (GRADIENT_ATTACK, SCORE_ATTACK, BASELINE_ATTACK)
 
 #: Called once per epoch by ``Model.fit`` with the epoch's history record.
 EpochCallback = Callable[[dict[str, float]], None]
@@ -132,6 +139,10 @@ def _as_epsilons(epsilons: float | Sequence[float]) -> np.ndarray:
     return eps
 
 
+def _takes_image_shape(run: Callable[..., Any]) -> bool:
+    return "image_shape" in inspect.signature(run).parameters
+
+
 class Attack(BaseEstimator):
     """An evasion attack that perturbs a batch within an L∞ budget ε for several ε at once.
 
@@ -141,6 +152,13 @@ class Attack(BaseEstimator):
     """
 
     requires: ClassVar[frozenset[str]] = frozenset({INPUT_GRADIENT})
+    #: What the attack uses: ``"gradient"``, ``"score"`` (scores only) or ``"baseline"``.
+    kind: ClassVar[str] = GRADIENT_ATTACK
+
+    @property
+    def iterative(self) -> bool:
+        """True if the attack takes more than one step (``steps`` > 1 by default)."""
+        return int(getattr(self, "steps", 1) or 1) > 1
 
     def perturb(
         self,
@@ -151,8 +169,13 @@ class Attack(BaseEstimator):
         *,
         bounds: tuple[float, float] = (0.0, 1.0),
         random_state: int | np.random.Generator | None = None,
+        image_shape: tuple[int, ...] | None = None,
     ) -> AttackResult:
-        """Attack ``model`` on ``(X, y)``; return adversarials for each ε."""
+        """Attack ``model`` on ``(X, y)``; return adversarials for each ε.
+
+        ``image_shape`` (e.g. ``(28, 28)``) is how one flat input row is laid out; it is
+        passed on to ``_run`` when ``_run`` takes an ``image_shape`` keyword.
+        """
         require_capabilities(model, self.requires, f"attack {type(self).__name__}")
         eps = _as_epsilons(epsilons)
         X = np.asarray(X)
@@ -161,7 +184,8 @@ class Attack(BaseEstimator):
             raise RobustkitError(f"bounds must be (low, high) with low < high, got {bounds}")
         span = hi - lo
         rng = np.random.default_rng(random_state)
-        result = self._run(model, X, np.asarray(y), eps * span, (lo, hi), rng)
+        extra = {"image_shape": image_shape} if _takes_image_shape(self._run) else {}
+        result = self._run(model, X, np.asarray(y), eps * span, (lo, hi), rng, **extra)
         adv = np.asarray(result.adversarials, dtype=X.dtype)
         for k, radius in enumerate(eps * span):  # project into the ε-ball and the bounds
             delta = np.subtract(adv[k], X, out=adv[k])

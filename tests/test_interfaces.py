@@ -32,3 +32,32 @@ def test_predict_with_text_labels_and_rejects():
     predicted = FixedScores(classes=("cat", "dog"), reject=(5.0, -1.0)).predict(X)
     assert predicted.tolist() == [REJECT, "cat"]
     assert FixedScores(classes=("cat", "dog")).predict(X).tolist() == ["dog", "cat"]
+
+
+def test_perturb_passes_image_shape_only_to_attacks_that_take_it():
+    import numpy as np
+
+    from robustkit import Attack, AttackResult
+    from robustkit.testing import LinearModel
+
+    seen = {}
+
+    class ShapeAware(Attack):
+        requires = frozenset()
+
+        def _run(self, model, X, y, radii, bounds, rng, *, image_shape=None):
+            seen["shape"] = image_shape
+            return AttackResult(radii, np.repeat(X[None], len(radii), 0), np.zeros(len(X), bool))
+
+    class Plain(ShapeAware):
+        def _run(self, model, X, y, radii, bounds, rng):
+            return super()._run(model, X, y, radii, bounds, rng, image_shape="plain")
+
+    X = np.zeros((3, 4), dtype=np.float32)
+    y = np.array([0, 1, 0])
+    model = LinearModel().fit(X + np.arange(4), np.array([0, 1, 0]))
+    ShapeAware().perturb(model, X, y, 0.1, image_shape=(2, 2))
+    assert seen["shape"] == (2, 2)
+    Plain().perturb(model, X, y, 0.1, image_shape=(2, 2))
+    assert seen["shape"] == "plain"
+    assert ShapeAware().kind == "gradient" and not ShapeAware().iterative
