@@ -12,7 +12,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-from .errors import CapabilityError, DataError, PluginError, RobustkitError
+from .errors import CapabilityError, DataError, PluginError, PluginFault, RobustkitError
 from .grid import Grid, PluginSpec
 from .harness import Harness, evaluate
 from .hookspecs import hookimpl
@@ -54,6 +54,7 @@ __all__ = [
     "Harness",
     "Model",
     "PluginError",
+    "PluginFault",
     "PluginSpec",
     "Recipe",
     "RobustkitError",

@@ -15,3 +15,7 @@ class CapabilityError(RobustkitError):
 
 class DataError(RobustkitError):
     """A data set or data file is missing, malformed or holds bad values."""
+
+
+class PluginFault(Exception):
+    """Plugin code raised or broke the contract (a bug, not a user error): one line, exit 1."""
