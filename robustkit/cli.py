@@ -275,10 +275,15 @@ def train(
 @cli.command()
 @click.argument("model_file", type=click.Path(dir_okay=False))
 def info(model_file: str) -> None:
-    """Check a saved model file and show its recipe, metadata and accuracy per epoch."""
+    """Check a saved model (or sample) file and show its recipe, metadata and accuracy per
+    epoch (or its cells)."""
     from .persistence import read_model_file, restore_model
+    from .samples import describe_samples, is_samples_file
     from .tables import epoch_table
 
+    if is_samples_file(model_file):
+        click.echo(describe_samples(model_file))
+        return
     meta, state = read_model_file(model_file)
     recipe, model = restore_model(meta, state, model_file)
     click.echo(f"model:     {recipe.model} {json.dumps(recipe.model_params, sort_keys=True)}")
@@ -315,7 +320,12 @@ def info(model_file: str) -> None:
 @click.option(
     "--n-samples",
     type=click.IntRange(min=1),
-    help="Attack the first N correctly classified test samples (default 100).",
+    help="Size N of the sample set (default 100).",
+)
+@click.option(
+    "--samples",
+    help="Sample set: 'first' (default: the first N test samples, the same for every "
+    "model) or 'correct' (the first N each model classifies correctly, as the study).",
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of every random choice (0).")
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel jobs (default 1).")
@@ -330,6 +340,16 @@ def info(model_file: str) -> None:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write CSV.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Plot success against ε (.png).")
+@click.option(
+    "--save-samples",
+    type=click.Path(dir_okay=False),
+    help="Write per-sample indices, predictions, norms and success flags (.npz).",
+)
+@click.option(
+    "--save-adversarials",
+    is_flag=True,
+    help="Also write every adversarial input to the --save-samples file.",
+)
 def eval_command(
     model: tuple[str, ...],
     defense: tuple[str, ...],
@@ -340,6 +360,8 @@ def eval_command(
     json_path: str | None,
     csv_path: str | None,
     plot: str | None,
+    save_samples: str | None,
+    save_adversarials: bool,
     **options: Any,
 ) -> None:
     """Train, attack and report a grid of models × defenses × attacks × ε (× λ)."""
@@ -348,7 +370,9 @@ def eval_command(
     from .grid import Grid, as_list
     from .harness import Harness
 
-    outputs = [check_output(p) for p in (json_path, csv_path, plot)]
+    if save_adversarials and not save_samples:
+        raise RobustkitError("--save-adversarials needs --save-samples FILE.npz")
+    outputs = [check_output(p) for p in (json_path, csv_path, plot, save_samples)]
     values = {
         "model": as_list(model),
         "defense": as_list(defense),
@@ -362,15 +386,19 @@ def eval_command(
         else ModelCache(Path(cache_dir) if cache_dir else user_cache_dir() / "models")
     )
     with progress_bar("evaluating") as update:
-        result = Harness(grid, cache=cache, progress=update).run()
+        result = Harness(
+            grid, cache=cache, progress=update, keep_adversarials=save_adversarials
+        ).run()
     click.echo(result.tables())
-    json_file, csv_file, plot_file = outputs
+    json_file, csv_file, plot_file, samples_file = outputs
     if json_file:
         result.write_json(json_file)
     if csv_file:
         result.write_csv(csv_file)
     if plot_file:
         result.plot(plot_file)
+    if samples_file:
+        result.write_samples(samples_file)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from .errors import RobustkitError
 from .params import check_int, parse_float_list, parse_spec
 from .persistence import Recipe
 from .plugins import registry
+from .samples import check_sample_set
 
 #: ε as a fraction of the input range (default), or in the input's own units.
 EPS_UNITS = ("range", "absolute")
@@ -101,6 +102,7 @@ class Grid:
     dataset: PluginSpec = field(default_factory=lambda: PluginSpec("digits"))
     data_dir: Path | None = None
     n_samples: int = 100
+    samples: str = "first"
     seed: int = 0
     jobs: int = 1
 
@@ -117,6 +119,7 @@ class Grid:
         dataset: Any = None,
         data_dir: str | Path | None = None,
         n_samples: int | None = None,
+        samples: str | None = None,
         seed: int | None = None,
         jobs: int | None = None,
     ) -> Grid:
@@ -138,6 +141,7 @@ class Grid:
             grid.data_dir = Path(data_dir)
         for name, value in (
             ("n_samples", n_samples),
+            ("samples", samples),
             ("seed", seed),
             ("jobs", jobs),
             ("eps_unit", eps_unit),
@@ -175,6 +179,7 @@ class Grid:
     def validate(self) -> None:
         """Check names, parameter names and numbers before anything trains."""
         check_int("n_samples", self.n_samples)
+        check_sample_set(self.samples)
         check_int("jobs", self.jobs)
         check_int("seed", self.seed, 0)
         if self.eps_unit not in EPS_UNITS:

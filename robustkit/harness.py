@@ -1,8 +1,11 @@
 """The evaluation harness: train each (model, defense) once, attack it, collect rows.
 
 Training results are cached on disk (see ``robustkit.cache``); training and attack
-cells run in parallel with joblib when ``jobs > 1``. Each (model, defense) is attacked
-on the first ``n_samples`` test samples it classifies correctly, as the study did.
+cells run in parallel with joblib when ``jobs > 1``. Every (model, defense) is measured
+on one sample set (``robustkit.samples``): by default the first ``n_samples`` test
+samples for all of them; each attack perturbs the samples of the set the model
+classifies correctly. With several attacks, a ``worst case`` row per (model, ε) counts
+a sample as broken if any attack broke it.
 """
 
 from __future__ import annotations
@@ -17,18 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .cache import ModelCache, data_fingerprint
-from .errors import DataError, RobustkitError
+from .errors import DataError
 from .grid import Grid, PluginSpec
 from .interfaces import GRADIENT_ATTACK, Attack, DataSplit, Model, require_capabilities
-from .metrics import attack_metrics, clean_metrics
+from .metrics import attack_metrics, clean_metrics, rate, sample_set_metrics, worst_case
 from .parallel import run_parallel
 from .persistence import Recipe
 from .plugins import create, registry
 from .result import EvaluationResult
+from .samples import SampleCell, check_sample_count, select_samples
 from .sanity import sanity_warnings
+
+#: The ``attack`` of the per-sample worst case over every attack of the grid.
+WORST_CASE = "worst case"
 
 #: ``progress(label, done, total)``, called after each training and attack step.
 Progress = Callable[[str, int, int], None]
@@ -36,14 +44,33 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class Trained:
-    """A fitted (model, defense) with its clean results and the samples to attack."""
+    """A fitted (model, defense) with its clean results and its samples of the set.
+
+    ``sample_index`` are the test indices of the sample set (the same for every model
+    with ``samples="first"``); ``clean_predictions`` its clean predictions there, and
+    ``attacked`` marks the samples it classifies correctly, the ones the attacks perturb.
+    """
 
     recipe: Recipe
     model: Model
     train_seconds: float
     cached: bool
     clean: dict[str, float]
-    attack_index: np.ndarray
+    sample_index: np.ndarray
+    clean_predictions: np.ndarray
+    attacked: np.ndarray
+
+
+@dataclass
+class AttackOutcome:
+    """One attack on one model: per ε and attacked sample, predictions and norms."""
+
+    predictions: np.ndarray  # (K, n) adversarial predictions
+    linf: np.ndarray  # (K, n) ‖x' − x‖∞ in ε units
+    l2: np.ndarray  # (K, n) ‖x' − x‖₂ in ε units
+    zero_gradient: np.ndarray  # (n,)
+    seconds: float
+    adversarials: np.ndarray | None = None  # (K, n, d…) when asked to keep them
 
 
 def check_split(split: DataSplit) -> None:
@@ -73,6 +100,18 @@ def _fit(model: Model, X: np.ndarray, y: np.ndarray) -> tuple[Model, float]:
     return model, time.perf_counter() - start
 
 
+def one_blas_thread() -> Any:
+    """Inference and attacks run with one BLAS thread: a float sum then adds up in the
+    same order whatever the machine, ``OPENBLAS_NUM_THREADS`` or ``--jobs`` (joblib
+    workers get fewer threads than the main process), so an argmax never flips."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _predict(model: Model, X: np.ndarray) -> np.ndarray:
+    with one_blas_thread():
+        return np.asarray(model.predict(X))
+
+
 def _attack(
     model: Model,
     attack: Attack,
@@ -83,24 +122,55 @@ def _attack(
     seed: int,
     unit: float,
     image_shape: tuple[int, ...] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    keep_adversarials: bool = False,
+) -> AttackOutcome:
     """Attack with budgets ``eps`` given in ``unit`` (input units per ε unit)."""
     start = time.perf_counter()
+    if len(X) == 0:  # the model classifies none of the sample set correctly
+        empty = np.zeros((len(eps), 0))
+        return AttackOutcome(empty.astype(y.dtype), empty, empty, np.zeros(0, bool), 0.0)
     span = bounds[1] - bounds[0]
     fractions = [e * unit / span for e in eps]
-    result = attack.perturb(
-        model, X, y, fractions, bounds=bounds, random_state=seed, image_shape=image_shape
-    )
-    predictions = np.stack([model.predict(adv) for adv in result.adversarials])
+    with one_blas_thread():
+        result = attack.perturb(
+            model, X, y, fractions, bounds=bounds, random_state=seed, image_shape=image_shape
+        )
+        predictions = np.stack([np.asarray(model.predict(adv)) for adv in result.adversarials])
     seconds = time.perf_counter() - start
-    delta = (result.adversarials - X[None]).reshape(len(eps), len(X), -1)
-    linf = np.abs(delta).max(axis=2) / unit
-    return predictions, linf, result.zero_gradient, seconds
+    delta = (result.adversarials - X[None]).reshape(len(eps), len(X), -1).astype(np.float64)
+    return AttackOutcome(
+        predictions=predictions,
+        linf=np.abs(delta).max(axis=2) / unit,
+        l2=np.sqrt(np.square(delta).sum(axis=2)) / unit,
+        zero_gradient=np.asarray(result.zero_gradient, dtype=bool),
+        seconds=seconds,
+        adversarials=result.adversarials if keep_adversarials else None,
+    )
 
 
 def _stable_seed(*parts: Any) -> int:
     text = json.dumps(parts, sort_keys=True, default=str)
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def resolved_params(kind: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A plugin's parameters with every default filled in (what the run really uses)."""
+    return create(kind, name, **params).get_params(deep=False)
+
+
+def cell_seed(grid_seed: int, recipe: Recipe, attack_name: str, attack: Attack) -> int:
+    """The seed of one (model, defense, attack) cell, from the *resolved* parameters: a
+    spelling of the same run (``pgd`` or ``pgd:steps=10``) gets the same seed."""
+    model = resolved_params("model", recipe.model, recipe.model_params)
+    defense = (
+        resolved_params("defense", recipe.defense, recipe.defense_params) if recipe.defense else {}
+    )
+    return _stable_seed(
+        grid_seed,
+        {"model": recipe.model, "params": model},
+        {"defense": recipe.defense, "params": defense},
+        {"attack": attack_name, "params": attack.get_params(deep=False)},
+    )
 
 
 def _lam_of(model: Model) -> float | None:
@@ -114,8 +184,24 @@ def _label(name: str, params: dict[str, Any], hidden: Iterable[str] = ()) -> str
     return PluginSpec(name, shown).label
 
 
+def _model_label(recipe: Recipe) -> str:
+    return _label(recipe.model, recipe.model_params, ("random_state",))
+
+
+def _defense_label(recipe: Recipe) -> str:
+    return _label(recipe.defense or "none", recipe.defense_params, ("random_state", "lam"))
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(np.mean(values)) if np.size(values) else float("nan")
+
+
 class Harness:
-    """Evaluates one ``Grid`` on one data set; ``run()`` returns an EvaluationResult."""
+    """Evaluates one ``Grid`` on one data set; ``run()`` returns an EvaluationResult.
+
+    ``keep_adversarials`` keeps every adversarial input in the result's sample cells
+    (for ``EvaluationResult.write_samples``); the other per-sample arrays are always kept.
+    """
 
     def __init__(
         self,
@@ -123,10 +209,12 @@ class Harness:
         *,
         cache: ModelCache | None = None,
         progress: Progress | None = None,
+        keep_adversarials: bool = False,
     ) -> None:
         self.grid = grid
         self.cache = cache
         self.progress = progress or (lambda label, done, total: None)
+        self.keep_adversarials = keep_adversarials
 
     def run(self) -> EvaluationResult:
         """Load the data, train (or reuse) every model, attack it, and report."""
@@ -135,6 +223,7 @@ class Harness:
         started = time.perf_counter()
         split = create("dataset", grid.dataset.name, **grid.dataset.params).load(grid.data_dir)
         check_split(split)
+        check_sample_count(grid.n_samples, len(split.X_test), split.name)
         recipes = grid.recipes()
         attacks = [(spec, create("attack", spec.name, **spec.params)) for spec in grid.attacks]
         unfitted = [recipe.build() for recipe in recipes]
@@ -144,9 +233,9 @@ class Harness:
         self._total = len(recipes) + len(recipes) * len(attacks)
         self._done = 0
         trained = self._train(split, recipes, unfitted)
-        rows = self._attack_all(split, trained, attacks)
-        meta = self._meta(split, recipes, time.perf_counter() - started)
-        return EvaluationResult(rows=rows, meta=meta, warnings=sanity_warnings(rows))
+        rows, cells = self._attack_all(split, trained, attacks)
+        meta = self._meta(split, recipes, trained, time.perf_counter() - started)
+        return EvaluationResult(rows=rows, meta=meta, warnings=sanity_warnings(rows), cells=cells)
 
     def _step(self, label: str) -> None:
         self._done += 1
@@ -186,85 +275,183 @@ class Harness:
     def _clean(
         self, split: DataSplit, recipe: Recipe, model: Model, seconds: float, cached: bool
     ) -> Trained:
-        predictions = model.predict(split.X_test)
-        correct = np.flatnonzero(predictions == split.y_test)
-        if len(correct) < self.grid.n_samples:
-            raise RobustkitError(
-                f"n_samples is {self.grid.n_samples}, but {recipe.model}/{recipe.defense} "
-                f"classifies only {len(correct)} test samples correctly; use at most that many"
-            )
+        predictions = _predict(model, split.X_test)
+        index = select_samples(
+            self.grid.samples,
+            self.grid.n_samples,
+            split.y_test,
+            predictions,
+            f"{recipe.model}/{recipe.defense}",
+        )
+        on_set = predictions[index]
         return Trained(
             recipe,
             model,
             seconds,
             cached,
             clean_metrics(split.y_test, predictions),
-            correct[: self.grid.n_samples],
+            index,
+            on_set,
+            on_set == split.y_test[index],
         )
 
     def _attack_all(
         self, split: DataSplit, trained: list[Trained], attacks: list[tuple[PluginSpec, Attack]]
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], list[SampleCell]]:
+        """Every (model, attack) cell, then a worst-case row per (model, ε) over the attacks."""
         cells = [(t, spec, attack) for t in trained for spec, attack in attacks]
         eps = self.grid.epsilons
         unit = self._eps_unit_size(split)
+        seeds = [
+            cell_seed(self.grid.seed, t.recipe, spec.name, attack) for t, spec, attack in cells
+        ]
         jobs = (
             (
                 t.model,
                 attack,
-                split.X_test[t.attack_index],
-                split.y_test[t.attack_index],
+                split.X_test[t.sample_index[t.attacked]],
+                split.y_test[t.sample_index[t.attacked]],
                 eps,
                 split.bounds,
-                _stable_seed(self.grid.seed, t.recipe.to_dict(), spec.name, spec.params),
+                seed,
                 unit,
                 split.image_shape,
+                self.keep_adversarials,
             )
-            for t, spec, attack in cells
+            for (t, spec, attack), seed in zip(cells, seeds, strict=True)
         )
-        rows = []
+        rows: dict[int, list[dict[str, Any]]] = {id(t): [] for t in trained}
+        sample_cells: list[SampleCell] = []
+        per_model: dict[int, list[tuple[SampleCell, AttackOutcome]]] = {}
         outcomes = run_parallel(_attack, self.grid.jobs, jobs)
-        for (t, spec, attack), (predictions, linf, zero_grad, seconds) in zip(
-            cells, outcomes, strict=True
-        ):
-            y = split.y_test[t.attack_index]
+        for (t, spec, attack), seed, outcome in zip(cells, seeds, outcomes, strict=True):
+            cell = self._sample_cell(split, t, spec.label, seed, outcome)
+            sample_cells.append(cell)
+            per_model.setdefault(id(t), []).append((cell, outcome))
             for k, epsilon in enumerate(eps):
-                rows.append(
-                    self._row(
-                        split,
-                        t,
-                        spec,
-                        attack,
-                        epsilon,
-                        seconds,
-                        attack_metrics(y, predictions[k], linf[k], zero_grad),
-                    )
+                metrics = {
+                    **sample_set_metrics(cell.outcomes[k]),
+                    **attack_metrics(
+                        cell.labels[cell.attacked],
+                        outcome.predictions[k],
+                        outcome.linf[k],
+                        outcome.zero_gradient,
+                    ),
+                    "mean_l2": _mean(outcome.l2[k]),
+                }
+                rows[id(t)].append(
+                    self._row(split, t, spec.label, epsilon, outcome.seconds, metrics)
+                    | {
+                        "params": self._params(t, attack),
+                        "attack_kind": attack.kind,
+                        "gradient_based": attack.kind == GRADIENT_ATTACK,
+                        "iterative": attack.iterative,
+                        "worst_case": False,
+                        "seed": seed,
+                    }
                 )
             self._step(f"attacked {t.recipe.model}/{t.recipe.defense} with {spec.name}")
+        if len(attacks) > 1:
+            for t in trained:
+                rows[id(t)] += self._worst_case_rows(split, t, attacks, per_model[id(t)])
+        return [row for t in trained for row in rows[id(t)]], sample_cells
+
+    def _sample_cell(
+        self, split: DataSplit, t: Trained, attack: str, seed: int, outcome: AttackOutcome
+    ) -> SampleCell:
+        """Per-sample arrays over the whole set: clean errors keep their clean prediction
+        (they are not attacked: never robust), norms 0."""
+        n_eps, n = len(self.grid.epsilons), len(t.sample_index)
+        predictions = np.repeat(t.clean_predictions[None], n_eps, axis=0)
+        predictions[:, t.attacked] = outcome.predictions
+        linf, l2 = np.zeros((n_eps, n)), np.zeros((n_eps, n))
+        linf[:, t.attacked], l2[:, t.attacked] = outcome.linf, outcome.l2
+        adversarials = None
+        if outcome.adversarials is not None:
+            clean = split.X_test[t.sample_index]
+            adversarials = np.repeat(clean[None], n_eps, axis=0)
+            adversarials[:, t.attacked] = outcome.adversarials
+        return SampleCell(
+            model=_model_label(t.recipe),
+            defense=_defense_label(t.recipe),
+            lam=_lam_of(t.model),
+            attack=attack,
+            seed=seed,
+            eps=list(self.grid.epsilons),
+            indices=t.sample_index,
+            labels=split.y_test[t.sample_index],
+            clean_predictions=t.clean_predictions,
+            attacked=t.attacked,
+            predictions=predictions,
+            linf=linf,
+            l2=l2,
+            adversarials=adversarials,
+        )
+
+    def _worst_case_rows(
+        self,
+        split: DataSplit,
+        t: Trained,
+        attacks: list[tuple[PluginSpec, Attack]],
+        results: list[tuple[SampleCell, AttackOutcome]],
+    ) -> list[dict[str, Any]]:
+        """Per ε, each sample's worst outcome over every attack (AutoAttack's report): a
+        sample is robust only if no attack broke it; evaded beats rejected beats correct."""
+        rows = []
+        stacked = np.stack([cell.outcomes for cell, _ in results])  # (attacks, K, n)
+        y = results[0][0].labels[t.attacked]
+        chosen = np.arange(int(t.attacked.sum()))
+        for k, epsilon in enumerate(self.grid.epsilons):
+            outcome, pick = worst_case(stacked[:, k])
+            pick = pick[t.attacked]
+            predictions = np.stack([o.predictions[k] for _, o in results])[pick, chosen]
+            linf = np.stack([o.linf[k] for _, o in results])[pick, chosen]
+            l2 = np.stack([o.l2[k] for _, o in results])[pick, chosen]
+            metrics = {
+                **sample_set_metrics(outcome),
+                **attack_metrics(y, predictions, linf, None),
+                "mean_l2": _mean(l2),
+            }
+            seconds = sum(o.seconds for _, o in results)
+            rows.append(
+                self._row(split, t, WORST_CASE, epsilon, seconds, metrics)
+                | {
+                    "params": {
+                        **self._params(t, None),
+                        "attacks": [spec.label for spec, _ in attacks],
+                    },
+                    "attack_kind": None,
+                    "gradient_based": False,
+                    "iterative": any(attack.iterative for _, attack in attacks),
+                    "worst_case": True,
+                    "seed": None,
+                }
+            )
         return rows
 
     def _eps_unit_size(self, split: DataSplit) -> float:
         """Input units per unit of ε: the input range, or 1 for absolute budgets."""
         return split.bounds[1] - split.bounds[0] if self.grid.eps_unit == "range" else 1.0
 
+    @staticmethod
+    def _params(t: Trained, attack: Attack | None) -> dict[str, Any]:
+        recipe = t.recipe
+        params = {"model": recipe.model_params, "defense": recipe.defense_params}
+        return params | ({"attack": attack.get_params(deep=False)} if attack else {})
+
     def _row(
         self,
         split: DataSplit,
         t: Trained,
-        spec: PluginSpec,
-        attack: Attack,
+        attack: str,
         epsilon: float,
         seconds: float,
         metrics: dict[str, float],
     ) -> dict[str, Any]:
-        recipe = t.recipe
-        seed_keys = ("random_state",)
         return {
-            "model": _label(recipe.model, recipe.model_params, seed_keys),
-            "defense": _label(
-                recipe.defense or "none", recipe.defense_params, ("random_state", "lam")
-            ),
-            "attack": spec.label,
+            "model": _model_label(t.recipe),
+            "defense": _defense_label(t.recipe),
+            "attack": attack,
             "dataset": split.name,
             "eps": float(epsilon),
             "eps_unit": self.grid.eps_unit,
@@ -272,23 +459,19 @@ class Harness:
             * self._eps_unit_size(split)
             / (split.bounds[1] - split.bounds[0]),
             "lam": _lam_of(t.model),
-            "params": {
-                "model": recipe.model_params,
-                "defense": recipe.defense_params,
-                "attack": attack.get_params(deep=False),
-            },
+            "samples": self.grid.samples,
             **t.clean,
+            **rate("sample_accuracy", int(t.attacked.sum()), len(t.attacked)),
             **metrics,
             "rejects": bool(np.isfinite(t.model.reject_score(split.X_test[:1])).all()),
-            "attack_kind": attack.kind,
-            "gradient_based": attack.kind == GRADIENT_ATTACK,
-            "iterative": attack.iterative,
             "seconds": seconds,
             "train_seconds": t.train_seconds,
             "cached": t.cached,
         }
 
-    def _meta(self, split: DataSplit, recipes: list[Recipe], seconds: float) -> dict[str, Any]:
+    def _meta(
+        self, split: DataSplit, recipes: list[Recipe], trained: list[Trained], seconds: float
+    ) -> dict[str, Any]:
         used = {("dataset", self.grid.dataset.name)}
         used |= {("model", r.model) for r in recipes}
         used |= {("defense", r.defense) for r in recipes if r.defense}
@@ -315,9 +498,28 @@ class Harness:
             "eps_unit": self.grid.eps_unit,
             "n_train": len(split.X_train),
             "n_test": len(split.X_test),
+            "samples": self._samples_meta(trained),
+            "worst_case": "row" if len(self.grid.attacks) > 1 else "the only attack",
             "grid": self.grid.describe(),
             "plugins": plugins,
             "seconds": seconds,
+        }
+
+    def _samples_meta(self, trained: list[Trained]) -> dict[str, Any]:
+        """The sample set: one index list (``first``), or one per model (``correct``)."""
+        meta: dict[str, Any] = {"set": self.grid.samples, "n": self.grid.n_samples}
+        if self.grid.samples == "first":
+            return meta | {"indices": trained[0].sample_index.tolist()}
+        return meta | {
+            "per_model": [
+                {
+                    "model": _model_label(t.recipe),
+                    "defense": _defense_label(t.recipe),
+                    "lam": _lam_of(t.model),
+                    "indices": t.sample_index.tolist(),
+                }
+                for t in trained
+            ]
         }
 
 
@@ -331,17 +533,22 @@ def evaluate(
     lam: Any = None,
     eps_unit: str = "range",
     n_samples: int = 100,
+    samples: str = "first",
     seed: int = 0,
     jobs: int = 1,
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
+    keep_adversarials: bool = False,
 ) -> EvaluationResult:
     """Evaluate models × defenses × attacks × ε (× λ) and return the rows and tables.
 
     Each of ``model``, ``attack``, ``defense`` takes a name (``"rbf"``), a spec with
     parameters (``"rbf:lr=0.05,epochs=10"``), a ``(name, params)`` pair, or a list of
-    these. ``cache_dir`` enables the on-disk model cache.
+    these. ``samples`` is ``"first"`` (the first ``n_samples`` test samples, the same for
+    every model) or ``"correct"`` (the first ``n_samples`` each model classifies
+    correctly, the study's choice). ``cache_dir`` enables the on-disk model cache;
+    ``keep_adversarials`` keeps the adversarial inputs for ``result.write_samples``.
     """
     grid = Grid.build(
         model=model,
@@ -352,9 +559,10 @@ def evaluate(
         lam=lam,
         eps_unit=eps_unit,
         n_samples=n_samples,
+        samples=samples,
         seed=seed,
         jobs=jobs,
         data_dir=data_dir,
     )
     cache = ModelCache(cache_dir) if cache_dir is not None else None
-    return Harness(grid, cache=cache, progress=progress).run()
+    return Harness(grid, cache=cache, progress=progress, keep_adversarials=keep_adversarials).run()

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .persistence import atomic_write
+from .samples import SampleCell, write_samples_file
 from .tables import report
 
 
@@ -30,16 +31,21 @@ def plain(value: Any) -> Any:
 
 @dataclass
 class EvaluationResult:
-    """Rows (one per model × defense × λ × attack × ε), metadata and sanity warnings."""
+    """Rows (one per model × defense × λ × attack × ε, plus the worst case over attacks),
+    metadata, sanity warnings and the per-sample cells (``write_samples``)."""
 
     rows: list[dict[str, Any]]
     meta: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    cells: list[SampleCell] = field(default_factory=list, repr=False)
 
     def tables(self) -> str:
-        """The text report: threat model line, attack success, correct rejects, details,
-        warnings."""
-        return "\n\n".join(filter(None, [self.threat_model(), report(self.rows, self.warnings)]))
+        """The text report: threat model line, robust accuracy, attack success, correct
+        rejects, details, warnings."""
+        single = self.meta.get("worst_case") == "the only attack"
+        return "\n\n".join(
+            filter(None, [self.threat_model(), report(self.rows, self.warnings, single)])
+        )
 
     def threat_model(self) -> str:
         """One line stating data, budget unit, sample count and seed ("" without metadata)."""
@@ -52,10 +58,16 @@ class EvaluationResult:
             if meta["eps_unit"] == "range"
             else "input units (absolute)"
         )
+        n = meta["grid"]["n_samples"]
+        samples = (
+            f"the first {n} correctly classified test samples of each model"
+            if meta["grid"].get("samples") == "correct"
+            else f"the first {n} test samples (the same for every model; clean errors "
+            "count as not robust)"
+        )
         return (
-            f"Threat model: L∞ on {meta['dataset']} inputs, ε in {unit}; the first "
-            f"{meta['grid']['n_samples']} correctly classified test samples per model; "
-            f"seed {meta['seed']}"
+            f"Threat model: L∞ on {meta['dataset']} inputs, ε in {unit}; {samples}; "
+            f"95% Wilson intervals; seed {meta['seed']}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,6 +89,10 @@ class EvaluationResult:
             writer.writeheader()
             for row in rows:
                 writer.writerow({**row, "params": json.dumps(row["params"], sort_keys=True)})
+
+    def write_samples(self, path: str | os.PathLike) -> None:
+        """Write the per-sample arrays of every cell as ``.npz`` (``robustkit.samples``)."""
+        write_samples_file(path, self.cells, self.meta)
 
     def plot(self, path: str | os.PathLike) -> None:
         """Success and evasion against ε (and the λ trade-off) as a PNG, atomically."""

@@ -1,6 +1,10 @@
 """Sanity checks on evaluation rows, after the "On Evaluating Adversarial Robustness" checklist.
 
-Each returns human-readable warnings; an empty list means nothing looked suspicious.
+Each check returns human-readable warnings, at most one per check and (model, defense):
+the attacks, λ and ε concerned are listed in that one line. An empty list means nothing
+looked suspicious. The checks use each row's ``attack_kind`` and ``iterative`` flag, not
+attack names, and skip the ``worst case`` rows. An attack's strength is its evasion
+among the attacked samples (wrong and not rejected), so a defense's rejects count for it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from .interfaces import BASELINE_ATTACK, GRADIENT_ATTACK, SCORE_ATTACK
+
 #: Above this share of zero input gradients, a gradient attack has little to follow.
 ZERO_GRADIENT_WARN = 0.2
 #: An unbounded iterative attack (ε ≥ the whole input range) should reach this success.
@@ -17,88 +23,155 @@ UNBOUNDED_SUCCESS = 0.95
 
 
 def _where(row: dict[str, Any]) -> str:
+    return f"{row['model']} + {row['defense']}"
+
+
+def _at(row: dict[str, Any]) -> str:
     lam = f", λ={row['lam']:g}" if row.get("lam") is not None else ""
-    return f"{row['model']} + {row['defense']}{lam}"
+    return f"ε={row['eps']:g}{lam}"
 
 
 def _groups(rows: Iterable[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        groups[tuple(row[k] for k in keys)].append(row)
+        if not row.get("worst_case"):
+            groups[tuple(row.get(k) for k in keys)].append(row)
     return groups
 
 
+def _strength(row: dict[str, Any]) -> float:
+    """Evasion among the attacked samples (0 when none was attacked)."""
+    return row["evaded"] / row["n_attacked"] if row["n_attacked"] else 0.0
+
+
+def _per_model(found: list[tuple[dict[str, Any], str]]) -> dict[str, list[str]]:
+    """(row, item) pairs gathered per (model, defense), in order and without repeats."""
+    out: dict[str, list[str]] = {}
+    for row, item in found:
+        items = out.setdefault(_where(row), [])
+        if item not in items:
+            items.append(item)
+    return out
+
+
 def non_monotonic(rows: list[dict[str, Any]]) -> list[str]:
-    """Success should not fall as ε grows: if it does, the attack is not converging."""
-    out = []
+    """Success should not fall as ε grows; a drop of one sample is noise, more is not."""
+    found, iterative = [], defaultdict(set)
     for group in _groups(rows, "model", "defense", "lam", "attack").values():
+        if group[0]["attack_kind"] == BASELINE_ATTACK:
+            continue
         ordered = sorted(group, key=lambda r: r["eps"])
         for before, after in itertools.pairwise(ordered):
-            if after["attack_success_rate"] < before["attack_success_rate"]:
-                out.append(
-                    f"{after['attack']} on {_where(after)}: success falls from "
-                    f"{before['attack_success_rate']:.0%} at ε={before['eps']:g} to "
-                    f"{after['attack_success_rate']:.0%} at ε={after['eps']:g}; "
-                    "the attack is not converging (more steps or restarts?)"
+            if before["flipped"] - after["flipped"] > 1:  # more than 1/n
+                found.append(
+                    (
+                        after,
+                        f"{after['attack']} from {before['attack_success_rate']:.0%} at "
+                        f"{_at(before)} to {after['attack_success_rate']:.0%} at ε="
+                        f"{after['eps']:g}",
+                    )
                 )
+                iterative[_where(after)].add(bool(after["iterative"]))
+    out = []
+    for where, items in _per_model(found).items():
+        advice = []
+        if False in iterative[where]:
+            advice.append("a one-step attack overshoots (use an iterative one)")
+        if True in iterative[where]:
+            advice.append("an iterative attack is not converging (more steps or restarts?)")
+        out.append(
+            f"success falls as ε grows on {where}: {'; '.join(items)}; {' and '.join(advice)}"
+        )
     return out
+
+
+def score_beats_gradient(rows: list[dict[str, Any]]) -> list[str]:
+    """A score-based (gradient-free) attack evading more than every gradient attack on the
+    same cell means the gradients mislead: the classic sign of gradient masking."""
+    found = []
+    for group in _groups(rows, "model", "defense", "lam", "eps").values():
+        gradient = [r for r in group if r["attack_kind"] == GRADIENT_ATTACK]
+        score = [r for r in group if r["attack_kind"] == SCORE_ATTACK]
+        if not gradient or not score:
+            continue
+        best_gradient = max(gradient, key=_strength)
+        for row in score:
+            if _strength(row) > _strength(best_gradient):
+                found.append(
+                    (
+                        row,
+                        f"{row['attack']} at {_at(row)} ({_strength(row):.0%} vs "
+                        f"{_strength(best_gradient):.0%} for {best_gradient['attack']})",
+                    )
+                )
+    return [
+        f"a score-based attack evades more than every gradient attack on {where}: "
+        f"{', '.join(items)}: suspect gradient masking (the gradients mislead)"
+        for where, items in _per_model(found).items()
+    ]
 
 
 def noise_beats_gradient(rows: list[dict[str, Any]]) -> list[str]:
-    """Random noise must do worse than a gradient attack, else the gradients mislead it."""
-    out = []
+    """A baseline (random noise) must do worse than a gradient attack, else the gradients
+    mislead it."""
+    found = []
     for group in _groups(rows, "model", "defense", "lam", "eps").values():
-        noise = [r for r in group if not r["gradient_based"]]
-        for gradient in (r for r in group if r["gradient_based"]):
-            for baseline in noise:
-                if (
-                    baseline["attack_success_rate"] > 0
-                    and baseline["attack_success_rate"] >= gradient["attack_success_rate"]
-                    and gradient["attack_success_rate"] < 1.0
-                ):
-                    out.append(
-                        f"{baseline['attack']} does as well as {gradient['attack']} on "
-                        f"{_where(gradient)} at ε={gradient['eps']:g} "
-                        f"({baseline['attack_success_rate']:.0%} vs "
-                        f"{gradient['attack_success_rate']:.0%}): suspect gradient masking"
+        baselines = [r for r in group if r["attack_kind"] == BASELINE_ATTACK]
+        for gradient in (r for r in group if r["attack_kind"] == GRADIENT_ATTACK):
+            for baseline in baselines:
+                if 0 < _strength(baseline) >= _strength(gradient) and _strength(gradient) < 1:
+                    found.append(
+                        (
+                            gradient,
+                            f"{baseline['attack']} vs {gradient['attack']} at {_at(gradient)} "
+                            f"({_strength(baseline):.0%} vs {_strength(gradient):.0%})",
+                        )
                     )
-    return out
+    return [
+        f"a baseline does as well as a gradient attack on {where}: {', '.join(items)}: "
+        "suspect gradient masking"
+        for where, items in _per_model(found).items()
+    ]
 
 
 def zero_gradients(rows: list[dict[str, Any]]) -> list[str]:
     """Many zero input gradients leave a loss-following attack nothing to follow."""
-    out = []
+    found = []
     for group in _groups(rows, "model", "defense", "lam", "attack").values():
         row = group[0]
-        if row["gradient_based"] and row["zero_gradient_rate"] > ZERO_GRADIENT_WARN:
-            out.append(
-                f"{row['attack']} on {_where(row)}: {row['zero_gradient_rate']:.0%} of the "
-                "attacked samples have an exactly zero input gradient (saturated loss); "
-                "success is capped there, try a margin loss (loss=margin)"
-            )
-    return out
+        if row["attack_kind"] == GRADIENT_ATTACK and row["zero_gradient_rate"] > ZERO_GRADIENT_WARN:
+            lam = f" at λ={row['lam']:g}" if row.get("lam") is not None else ""
+            found.append((row, f"{row['attack']}{lam} ({row['zero_gradient_rate']:.0%})"))
+    return [
+        f"exactly zero input gradients (saturated loss) on {where}: {', '.join(items)} of "
+        "the attacked samples; success is capped there, try a margin loss (loss=margin)"
+        for where, items in _per_model(found).items()
+    ]
 
 
 def unbounded_not_reaching(rows: list[dict[str, Any]]) -> list[str]:
     """An iterative attack with ε covering the whole input range should (nearly) always win."""
-    out = []
-    for row in rows:
-        if (
-            row["iterative"]
-            and row["eps_fraction"] >= 1.0
-            and (row["attack_success_rate"] < UNBOUNDED_SUCCESS)
-        ):
-            out.append(
-                f"{row['attack']} on {_where(row)} at ε={row['eps']:g} (unbounded) succeeds on "
-                f"only {row['attack_success_rate']:.0%}: a sign of gradient masking"
-            )
-    return out
+    found = [
+        (row, f"{row['attack']} at {_at(row)} ({row['attack_success_rate']:.0%})")
+        for row in rows
+        if not row.get("worst_case")
+        and row["iterative"]
+        and row["attack_kind"] != BASELINE_ATTACK
+        and row["eps_fraction"] >= 1.0
+        and row["attack_success_rate"] < UNBOUNDED_SUCCESS
+    ]
+    return [
+        f"unbounded iterative attacks fall short on {where}: {', '.join(items)} success "
+        f"(expected ≥ {UNBOUNDED_SUCCESS:.0%}): a sign of gradient masking"
+        for where, items in _per_model(found).items()
+    ]
 
 
 def sanity_warnings(rows: list[dict[str, Any]]) -> list[str]:
     """All checks, in the order of the checklist."""
     return [
         *non_monotonic(rows),
+        *score_beats_gradient(rows),
         *noise_beats_gradient(rows),
         *zero_gradients(rows),
         *unbounded_not_reaching(rows),

@@ -48,11 +48,34 @@ KEY_COLUMNS: list[Column] = [
     ("ε", lambda r: number(r["eps"])),
 ]
 
-SUCCESS_COLUMNS: list[Column] = [
+
+def interval(row: dict[str, Any], key: str) -> str:
+    """``87.0 ± 6.6%``: the rate and the larger distance to its 95% Wilson bounds (the
+    printed range contains the interval; the exact bounds are in JSON/CSV)."""
+    value, low, high = row.get(key), row.get(f"{key}_low"), row.get(f"{key}_high")
+    if percent(value) == "-":
+        return "-"
+    if percent(low) == "-" or percent(high) == "-":
+        return percent(value)
+    return f"{100 * value:.1f} ± {100 * max(value - low, high - value):.1f}%"
+
+
+ROBUST_COLUMNS: list[Column] = [
     *KEY_COLUMNS,
     ("clean accuracy", lambda r: percent(r["clean_accuracy"])),
-    ("attack success", lambda r: percent(r["attack_success_rate"])),
-    ("evasion", lambda r: percent(r["evasion_rate"])),
+    ("clean on samples", lambda r: percent(r["sample_accuracy"])),
+    ("robust accuracy", lambda r: interval(r, "robust_accuracy")),
+]
+
+REJECTING_COLUMNS: list[Column] = [
+    ("correct or reject", lambda r: interval(r, "correct_or_reject")),
+    ("evasion", lambda r: interval(r, "evasion_rate")),
+]
+
+SUCCESS_COLUMNS: list[Column] = [
+    *KEY_COLUMNS,
+    ("attacked", lambda r: r["n_attacked"]),
+    ("attack success", lambda r: interval(r, "attack_success_rate")),
     ("zero gradient", lambda r: percent(r["zero_gradient_rate"])),
 ]
 
@@ -61,27 +84,47 @@ REJECT_COLUMNS: list[Column] = [
     ("accuracy", lambda r: percent(r["clean_accuracy"])),
     ("attack success", lambda r: percent(r["attack_success_rate"])),
     ("correct rejects", lambda r: f"{r['correct_rejects']} of {r['n_attacked']}"),
-    ("percent rejected", lambda r: percent(r["percent_rejected"])),
+    ("percent rejected", lambda r: interval(r, "percent_rejected")),
 ]
 
 DETAIL_COLUMNS: list[Column] = [
     *KEY_COLUMNS,
     ("clean rejects", lambda r: percent(r["clean_reject_rate"])),
-    ("n", lambda r: r["n_attacked"]),
+    ("samples", lambda r: r["n_samples"]),
+    ("robust", lambda r: r["robust"]),
+    ("attacked", lambda r: r["n_attacked"]),
     ("flipped", lambda r: r["flipped"]),
     ("rejected", lambda r: r["rejected"]),
     ("evaded", lambda r: r["evaded"]),
-    ("evasion rate", lambda r: percent(r["evasion_rate"])),
     ("mean ‖δ‖∞", lambda r: number(r["mean_linf"])),
+    ("mean ‖δ‖₂", lambda r: number(r.get("mean_l2"))),
     ("seconds", lambda r: number(r["seconds"])),
 ]
 
 
-def report(rows: Sequence[dict[str, Any]], warnings: Sequence[str] = ()) -> str:
-    """The attack-success table, the correct-reject table (rows of rejecting models), the
-    rigorous columns, then any sanity warnings."""
-    parts = ["Attack success", render(rows, SUCCESS_COLUMNS)]
+def report(
+    rows: Sequence[dict[str, Any]], warnings: Sequence[str] = (), single_attack: bool = False
+) -> str:
+    """Robust accuracy over the sample set (with the worst case over attacks), the study's
+    attack success and correct rejects over the attacked samples, details, warnings."""
     rejecting = [row for row in rows if row["rejects"]]
+    n = sorted({row["n_samples"] for row in rows})
+    worst = (
+        "one attack, so its rows are the worst case"
+        if single_attack
+        else "'worst case': broken by any attack"
+    )
+    title = (
+        f"Robust accuracy over {', '.join(map(str, n))} samples (correct and not rejected "
+        f"under attack; ± 95% Wilson interval; {worst})"
+    )
+    robust = ROBUST_COLUMNS + (REJECTING_COLUMNS if rejecting else [])
+    parts = [title, render(rows, robust)]
+    parts += [
+        "",
+        "Attack success over the attacked samples (those classified correctly; a reject counts)",
+        render(rows, SUCCESS_COLUMNS),
+    ]
     if rejecting:
         parts += ["", "Correct rejects", render(rejecting, REJECT_COLUMNS)]
     parts += ["", "Details (evasion = wrong and not rejected)", render(rows, DETAIL_COLUMNS)]

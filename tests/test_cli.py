@@ -76,7 +76,11 @@ def test_eval_config_file_and_overrides(tmp_path):
     )
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "o.json").read_text())["rows"]
-    assert [(r["attack"], r["eps"]) for r in rows] == [("fgsm", 0.2), ("noise", 0.2)]
+    assert [(r["attack"], r["eps"]) for r in rows] == [
+        ("fgsm", 0.2),
+        ("noise", 0.2),
+        ("worst case", 0.2),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -89,7 +93,9 @@ def test_eval_config_file_and_overrides(tmp_path):
         (["--defense", "rejekt"], ["unknown defense", "reject"]),
         (["--model", "mlp"], ["unknown model 'mlp'", "hinge", "rbf"]),
         (["--model", "rbf:bogus=1"], ["no parameter 'bogus'", "accepted"]),
-        (["--n-samples", "100000"], ["n_samples", "correctly"]),
+        (["--n-samples", "100000"], ["n_samples", "450 test samples"]),
+        (["--samples", "random"], ["samples must be one of first, correct", "'random'"]),
+        (["--save-adversarials"], ["--save-adversarials needs --save-samples"]),
         (["--dataset", "cifar"], ["unknown dataset 'cifar'", "digits"]),
     ],
 )

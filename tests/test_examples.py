@@ -63,6 +63,8 @@ def test_eval_runs_the_example_attack(tmp_path):
         ("mifgsm(steps=5)", 0.3),
         ("fgsm", 0.1),
         ("fgsm", 0.3),
+        ("worst case", 0.1),
+        ("worst case", 0.3),
     ]
     assert all(r["mean_linf"] <= r["eps"] + 1e-6 for r in rows)
 

@@ -25,6 +25,18 @@ ROW_KEYS = {
     "evaded",
     "attack_success_rate",
     "evasion_rate",
+    "evasion_rate_low",
+    "evasion_rate_high",
+    "robust_accuracy",
+    "robust_accuracy_low",
+    "robust_accuracy_high",
+    "correct_or_reject",
+    "sample_accuracy",
+    "n_samples",
+    "robust",
+    "seed",
+    "worst_case",
+    "mean_l2",
     "correct_rejects",
     "percent_rejected",
     "zero_gradient_rate",
@@ -44,7 +56,8 @@ def test_default_evaluation_rows():
     assert [row["eps"] for row in result.rows] == [0.0, 0.1, 0.3]
     for row in result.rows:
         assert set(row) >= ROW_KEYS
-        assert row["n_attacked"] == 50 and row["dataset"] == "digits"
+        assert row["n_samples"] == 50 and row["dataset"] == "digits"
+        assert row["n_attacked"] == round(50 * row["sample_accuracy"])
         assert row["clean_accuracy"] > 0.8
         assert row["mean_linf"] <= row["eps"] + 1e-6
     assert result.rows[0]["flipped"] == 0  # ε = 0 changes nothing
@@ -119,7 +132,13 @@ def test_list_valued_plugin_parameters_expand():
 
 def test_n_samples_larger_than_correct_is_an_error():
     with pytest.raises(RobustkitError, match=r"classifies only \d+ test samples correctly"):
-        evaluate(FAST_HINGE, n_samples=10_000, eps=[0.1])
+        evaluate(FAST_HINGE, n_samples=449, samples="correct", eps=[0.1])
+
+
+def test_n_samples_larger_than_the_test_set_fails_before_training(monkeypatch):
+    monkeypatch.setattr(harness, "_fit", lambda *a: pytest.fail("trained"))
+    with pytest.raises(RobustkitError, match="'digits' has only 450 test samples"):
+        evaluate(FAST_HINGE, n_samples=451, eps=[0.1])
 
 
 class GradientFreeModel(Model):
@@ -152,7 +171,7 @@ def test_capability_mismatch_is_found_before_training(monkeypatch):
 def test_gradient_free_model_runs_with_noise_attack():
     with temporary_plugin(GradientFreePlugin()):
         result = evaluate("nearest-mean", "noise", eps=[0.2], n_samples=10)
-    assert result.rows[0]["n_attacked"] == 10
+    assert result.rows[0]["n_samples"] == 10
 
 
 def test_harness_progress_reports_every_step():

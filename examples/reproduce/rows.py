@@ -43,11 +43,15 @@ ATTACK_NAMES = {
     "pgd-margin": "PGD-{steps}, margin",
     "pgd-aware": "PGD-{steps}, rejection-aware",
     "noise": "random signs",
+    "worst case": "worst case (any attack)",
 }
 
 
 def attack_key(row: dict[str, Any]) -> str:
-    """``fgsm``, ``pgd``, ``pgd-margin``, ``pgd-aware`` or ``noise`` for a result row."""
+    """``fgsm``, ``pgd``, ``pgd-margin``, ``pgd-aware``, ``noise`` or ``worst case`` (the
+    per-sample worst case over a grid's attacks) for a result row."""
+    if row.get("worst_case"):
+        return "worst case"
     name, params = str(row["attack"]).split("(")[0], row["params"]["attack"]
     if name != "pgd":
         return name
@@ -59,6 +63,8 @@ def attack_key(row: dict[str, Any]) -> str:
 def attack_name(row: dict[str, Any]) -> str:
     """The attack's name in tables and legends, e.g. ``PGD-50, margin``."""
     key = attack_key(row)
+    if row.get("worst_case"):
+        return ATTACK_NAMES[key]
     return ATTACK_NAMES.get(key, key).format(steps=row["params"]["attack"].get("steps"))
 
 
