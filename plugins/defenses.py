@@ -17,7 +17,9 @@ from robustkit.interfaces import EpochCallback
 from robustkit.params import check_int
 from robustkit.wrapping import WrappedModel
 
-NOISE_KINDS = ("uniform", "gaussian")
+#: How the reject defense draws its noise class (see ``NoiseClassRejection.make_noise``);
+#: "gaussian" is 0.1's name for "gaussian-data".
+NOISE_KINDS = ("uniform", "uniform-box", "gaussian-data", "gaussian-isotropic", "gaussian")
 
 
 def _is_number(value: Any) -> bool:
@@ -90,19 +92,36 @@ class NoiseClassRejection(WrappedModel):
             )
 
     def make_noise(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """``n_noise`` pure-noise inputs: uniform in [X.min(), X.max()], or Gaussian.
+        """``n_noise`` pure-noise inputs drawn as ``noise`` says, within [X.min(), X.max()]:
 
-        Gaussian noise has the per-feature mean and standard deviation of ``X`` and is
-        clipped to the same range.
+        - ``uniform`` (default, robustkit 0.1's): uniform over the data's whole range in
+          every feature, so mostly far from the data;
+        - ``uniform-box``: uniform within each feature's own [min, max] (the data's
+          bounding box);
+        - ``gaussian-data`` (or ``gaussian``): Gaussian with each feature's mean and
+          standard deviation, so near the data, clipped to the range;
+        - ``gaussian-isotropic``: Gaussian around the data's mean with one standard
+          deviation for every feature, √(mean feature variance): white noise with the
+          data's energy. An orthonormal projection (PCA) maps white noise to white noise,
+          so in PCA-feature space it is what noise images projected onto the features
+          look like (up to their mean and scale); an FGSM step, ±ε in every feature, also
+          moves in all directions equally.
         """
         X = np.asarray(X)
+        shape, dtype = (self.n_noise, *X.shape[1:]), np.result_type(X.dtype, np.float32)
+        X = X.reshape(len(X), -1)
         lo, hi = float(X.min()), float(X.max())
-        shape = (self.n_noise, *X.shape[1:])
+        size = (self.n_noise, X.shape[1])
         if self.noise == "uniform":
-            noise = rng.uniform(lo, hi, size=shape)
-        else:
-            noise = np.clip(rng.normal(X.mean(axis=0), X.std(axis=0), size=shape), lo, hi)
-        return noise.astype(np.result_type(X.dtype, np.float32))
+            noise = rng.uniform(lo, hi, size=size)
+        elif self.noise == "uniform-box":
+            noise = rng.uniform(X.min(axis=0), X.max(axis=0), size=size)
+        elif self.noise == "gaussian-isotropic":
+            scale = float(np.sqrt(X.var(axis=0, dtype=np.float64).mean()))
+            noise = np.clip(rng.normal(X.mean(axis=0), scale, size=size), lo, hi)
+        else:  # gaussian-data
+            noise = np.clip(rng.normal(X.mean(axis=0), X.std(axis=0), size=size), lo, hi)
+        return noise.reshape(shape).astype(dtype)
 
     def fit(
         self,

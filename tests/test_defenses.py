@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from robustkit_plugins.defenses import (
+    NOISE_KINDS,
     GaussianAugmentDefense,
     NoDefense,
     NoiseClassRejection,
@@ -108,7 +109,7 @@ def test_reject_adds_exactly_n_noise_reject_samples_and_sets_reject(data):
     assert noise.std() > 0.5 * X.std()  # spread over the range, not a copy of a point
 
 
-@pytest.mark.parametrize("kind", ["uniform", "gaussian"])
+@pytest.mark.parametrize("kind", NOISE_KINDS)
 def test_reject_noise_is_seeded(data, kind):
     X, y = data
 
@@ -120,14 +121,56 @@ def test_reject_noise_is_seeded(data, kind):
     assert not np.array_equal(noise(1), noise(2))
 
 
-def test_gaussian_reject_noise_follows_the_feature_statistics():
+def _noise_of(kind, X, y, n=4000):
+    defended = RejectDefense(noise=kind, n_noise=n, random_state=0)
+    return defended.apply(RecordingLinear(epochs=1)).fit(X, y).model.seen_X_[len(X) :]
+
+
+@pytest.fixture
+def two_features():
+    """Feature 0 ~ N(0, 1), feature 1 ~ N(5, 0.1): the global range is about [-4, 5.4]."""
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.normal(0.0, 1.0, 2000), rng.normal(5.0, 0.1, 2000)])
-    y = (X[:, 0] > 0).astype(int)
-    defended = RejectDefense(noise="gaussian", n_noise=2000, random_state=0)
-    noise = defended.apply(RecordingLinear(epochs=1)).fit(X, y).model.seen_X_[len(X) :]
+    return X, (X[:, 0] > 0).astype(int)
+
+
+@pytest.mark.parametrize("kind", ["gaussian-data", "gaussian"])
+def test_gaussian_data_noise_follows_the_feature_statistics(two_features, kind):
+    noise = _noise_of(kind, *two_features)
     np.testing.assert_allclose(noise.mean(axis=0), [0.0, 5.0], atol=0.1)
     np.testing.assert_allclose(noise.std(axis=0), [1.0, 0.1], rtol=0.1)
+
+
+def test_uniform_noise_covers_the_global_range_in_every_feature(two_features):
+    X, y = two_features
+    noise = _noise_of("uniform", X, y)
+    lo, hi = X.min(), X.max()
+    assert noise.min() >= lo and noise.max() <= hi
+    # U(lo, hi): mean (lo + hi)/2, standard deviation (hi − lo)/√12, in both features
+    np.testing.assert_allclose(noise.mean(axis=0), [(lo + hi) / 2] * 2, atol=0.1)
+    np.testing.assert_allclose(noise.std(axis=0), [(hi - lo) / np.sqrt(12)] * 2, rtol=0.05)
+
+
+def test_uniform_box_noise_stays_in_each_feature_range(two_features):
+    X, y = two_features
+    noise = _noise_of("uniform-box", X, y)
+    assert (noise.min(axis=0) >= X.min(axis=0)).all()
+    assert (noise.max(axis=0) <= X.max(axis=0)).all()
+    span = X.max(axis=0) - X.min(axis=0)
+    assert np.all(np.abs(noise.mean(axis=0) - (X.min(axis=0) + span / 2)) < 0.02 * span)
+    np.testing.assert_allclose(noise.std(axis=0), span / np.sqrt(12), rtol=0.05)
+
+
+def test_gaussian_isotropic_noise_has_one_scale_for_every_feature():
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.normal(0.0, 3.0, 4000), rng.normal(1.0, 0.3, 4000)])
+    noise = _noise_of("gaussian-isotropic", X, (X[:, 0] > 0).astype(int), n=20_000)
+    scale = np.sqrt(X.var(axis=0).mean())  # √(mean feature variance) ≈ √((9 + 0.09)/2)
+    assert scale == pytest.approx(2.13, abs=0.05)
+    # the range [-11, 11] is 5 scales from the mean: clipping is negligible
+    np.testing.assert_allclose(noise.mean(axis=0), X.mean(axis=0), atol=0.05)
+    np.testing.assert_allclose(noise.std(axis=0), [scale, scale], rtol=0.02)
+    assert noise.min() >= X.min() and noise.max() <= X.max()
 
 
 def test_reject_rule_on_hand_built_cases():
@@ -190,7 +233,7 @@ def test_lam_is_passed_to_models_that_have_it(data):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"noise": "pink"}, "noise must be one of uniform, gaussian"),
+        ({"noise": "pink"}, "noise must be one of uniform, uniform-box, gaussian-data"),
         ({"n_noise": -1}, "n_noise"),
         ({"n_noise": 2.5}, "n_noise"),
         ({"target_reject_rate": 1.5}, "target_reject_rate"),

@@ -22,7 +22,8 @@ SEED_TEXT = REPO.parent / "shared" / "seed" / "deep-learning-hw1.txt"
 COMMITTED_REPORT = REPO / "docs" / "reproduction.md"
 
 SEPARATOR = re.compile(r"^\|(\s*:?-{3,}:?\s*\|)+$")
-NUMBER = re.compile(r"^-?\d+(\.\d+)?%?$")
+#: A number or percentage, optionally with an interval: ``87.5%``, ``87.5 ± 6.6%``, ``12``.
+NUMBER = re.compile(r"^-?\d+(\.\d+)?( ± \d+(\.\d+)?)?%?$")
 NUMBER_IN_TEXT = re.compile(r"\d+(?:\.\d+)?")
 LINK = re.compile(r"\]\((figures/[^)]+\.png)\)")
 
@@ -82,8 +83,8 @@ def check_robustkit_columns(tables: list[tuple[list[str], list[list[str]]]]) -> 
 
 
 def test_table_parser_rejects_ragged_rows_and_missing_separators():
-    good = "text\n\n| a | b (robustkit) |\n|---|---|\n| x | 87.5% |\n| y | 12 |\n\nmore"
-    assert parse_tables(good) == [(["a", "b (robustkit)"], [["x", "87.5%"], ["y", "12"]])]
+    good = "text\n\n| a | b (robustkit) |\n|---|---|\n| x | 87.5% |\n| y | 12 ± 3.1% |\n\nmore"
+    assert parse_tables(good) == [(["a", "b (robustkit)"], [["x", "87.5%"], ["y", "12 ± 3.1%"]])]
     assert check_robustkit_columns(parse_tables(good)) == 1
     with pytest.raises(AssertionError, match="cells"):
         parse_tables("| a | b |\n|---|---|\n| x |\n")
@@ -172,7 +173,7 @@ def test_grids_attack_the_study_budgets_in_both_threat_models(reproduce):
             grid = Grid.from_toml(REPRODUCE / f"{name}_{space}.toml", data_dir="unused")
             assert {float(row["eps"]) for row in rows} <= set(grid.epsilons)
             assert {float(row.get("lam", 400)) for row in rows} <= set(grid.lams or [400])
-            assert grid.n_samples == 100 and grid.seed == 0
+            assert grid.n_samples == 100 and grid.seed == 0 and grid.samples == "correct"
             assert [a.name for a in grid.attacks] == ["fgsm"]
             pca_features = grid.dataset.params.get("pca") == 128
             assert pca_features == (space == "pca")

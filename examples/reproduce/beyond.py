@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cells import EPS_LABEL, FIGURES, SPACE_LABEL, Table, number, pct
+from cells import EPS_LABEL, FIGURES, SPACE_LABEL, Table, number, pct, pct_ci
 from figures import Curve, Panel, save_panels
 from results import Results
 from rows import ATTACK_NAMES, attack_key, attack_name, find, group_curves, model_label
@@ -25,8 +25,11 @@ def stronger_section(results: Results, figures: Path) -> list[str]:
         "(best wrong score minus true score, which a zero hinge loss cannot stop), the "
         "rejection-aware PGD (margin against the best of the true class *and the reject "
         "option*, so it looks for a wrong class that is not rejected) and random sign "
-        "noise as a baseline. *Evasion* (wrong and not rejected) is what counts against a "
-        "rejection defense; the study's attack success also counts rejected inputs.",
+        "noise as a baseline. *Robust accuracy* is the share of the attacked samples "
+        "still classified correctly; *worst case (any attack)* counts a sample as broken "
+        "if any of the attacks broke it. *Evasion* (wrong and not rejected) is what counts "
+        "against a rejection defense; the study's attack success also counts rejected "
+        "inputs. `a ± b` is the rate and the larger distance to its 95% Wilson interval.",
         "",
     ]
     for space in ("pca", "pixels"):
@@ -34,13 +37,13 @@ def stronger_section(results: Results, figures: Path) -> list[str]:
         eps_values = sorted({r["eps"] for r in rows})
         out = Table(
             ["Model", "Attack"]
-            + [f"Success at ε = {e:g} (robustkit)" for e in eps_values]
+            + [f"Robust accuracy at ε = {e:g} (robustkit)" for e in eps_values]
             + ["Zero-gradient samples (robustkit)"]
         )
         for group in group_curves(rows):
             out.add(
                 [model_label(group[0]), attack_name(group[0])]
-                + [pct(r["attack_success_rate"]) for r in group]
+                + [pct_ci(r, "robust_accuracy") for r in group]
                 + [pct(group[0]["zero_gradient_rate"])]
             )
         lines += [f"Undefended networks, {SPACE_LABEL[space]}:", "", out.markdown(), ""]
@@ -62,7 +65,7 @@ def stronger_section(results: Results, figures: Path) -> list[str]:
                 cells[0] = attack_name(row)
                 cells += [
                     pct(row["attack_success_rate"]),
-                    pct(row["evasion_rate"]),
+                    pct_ci(row, "evasion_rate"),
                     pct(row["rejected"] / row["n_attacked"]),
                 ]
             out.add(cells)

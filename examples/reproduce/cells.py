@@ -14,6 +14,8 @@ from typing import Any
 
 from explanations import REASONS, ROW_REASONS
 
+from robustkit.tables import interval
+
 #: Flag accuracies this many points below the study's, and anything this far off.
 ACCURACY_BELOW = 1.5
 FEW_POINTS = 3.0
@@ -29,6 +31,13 @@ def pct(fraction: float | None) -> str:
     if fraction is None or (isinstance(fraction, float) and math.isnan(fraction)):
         return "n/a"
     return f"{100 * fraction:.1f}%"
+
+
+def pct_ci(row: dict[str, Any], key: str) -> str:
+    """A robustkit rate with its 95% Wilson interval, ``87.0 ± 6.6%`` (the larger distance
+    to the bounds); ``n/a`` when undefined."""
+    text = interval(row, key)
+    return "n/a" if text == "-" else text
 
 
 def study_pct(value: float) -> str:

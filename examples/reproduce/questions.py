@@ -15,6 +15,7 @@ from cells import (
     is_gap,
     number,
     pct,
+    pct_ci,
     study_pct,
 )
 from figures import Curve, Panel, save_panels
@@ -153,10 +154,10 @@ def fgsm_section(results: Results, figures: Path) -> list[str]:
                 study_pct(study["model_accuracy"]),
                 pct(own["clean_accuracy"]),
                 study_pct(study["attack_success"]),
-                pct(own["attack_success_rate"]),
+                pct_ci(own, "attack_success_rate"),
                 pct(own["zero_gradient_rate"]),
                 pct(pixels["clean_accuracy"]),
-                pct(pixels["attack_success_rate"]),
+                pct_ci(pixels, "attack_success_rate"),
                 pct(pixels["zero_gradient_rate"]),
             ]
         )
@@ -236,17 +237,17 @@ def reject_section(q: int, results: Results, figures: Path) -> list[str]:
         pixels = find(rows["pixels"], model="rbf", eps=study["eps"], lam=lam)
         cells = ["rbf + reject", number(lam), number(study["eps"])]
         cells += [study_pct(study["model_accuracy"]), pct(own["clean_accuracy"])]
-        cells += [study_pct(study["attack_success"]), pct(own["attack_success_rate"])]
+        cells += [study_pct(study["attack_success"]), pct_ci(own, "attack_success_rate")]
         cells += [study["correct_rejects"], own["correct_rejects"]]
         if lam_column:
-            cells += [study_pct(study["percent_rejected"]), pct(own["percent_rejected"])]
+            cells += [study_pct(study["percent_rejected"]), pct_ci(own, "percent_rejected")]
         cells += [
             pct(pixels["clean_accuracy"]),
-            pct(pixels["attack_success_rate"]),
+            pct_ci(pixels, "attack_success_rate"),
             pixels["correct_rejects"],
         ]
         if lam_column:
-            cells += [pct(pixels["percent_rejected"])]
+            cells += [pct_ci(pixels, "percent_rejected")]
         out.add(cells)
         checks = [
             ("model accuracy", float(study["model_accuracy"]), 100 * own["clean_accuracy"]),

@@ -131,9 +131,11 @@ def threat_model(results: Results) -> list[str]:
         "ε = 0.1 moves each pixel by up to 25.5 of 255 grey levels and ε = 1 is "
         "unbounded.",
         f"- **Samples.** Each (network, defense) is attacked on the first {n} test samples "
-        "it classifies correctly (the study attacked "
+        'it classifies correctly (`samples = "correct"` in the grids; robustkit\'s default '
+        "is the first N test samples, the same for every network, with clean errors "
+        "counted as not robust). The study attacked "
         f"{STUDY_SAMPLES[6]} samples in question 6 and {STUDY_SAMPLES[7]} in questions "
-        "7-8, so its question 6 numbers move in steps of 10 points). Model accuracy and "
+        "7-8, so its question 6 numbers move in steps of 10 points. Model accuracy and "
         f"the clean reject rate are over all {n_test:,} test samples; a rejected test sample "
         "counts as wrong.",
         f"- **Seed {SEED}** for every network (initialisation, shuffling, training noise), "
@@ -145,7 +147,9 @@ def threat_model(results: Results) -> list[str]:
         "- **Metrics.** *Attack success* = no longer the true label, a rejection counts "
         '(the study\'s "attack accuracy"); *correct rejects* = adversarial inputs '
         "rejected; *percent rejected* = correct rejects / successes; *evasion* = wrong "
-        "and not rejected.",
+        "and not rejected; *robust accuracy* = still correct (not rejected) under the "
+        "attack. `a ± b` is a rate and the larger distance to its 95% Wilson interval "
+        "(at n = 100 a rate of 50% has an interval of about ±10 points).",
         "",
     ]
 
