@@ -137,15 +137,27 @@ def _attack(
         )
         predictions = np.stack([np.asarray(model.predict(adv)) for adv in result.adversarials])
     seconds = time.perf_counter() - start
-    delta = (result.adversarials - X[None]).reshape(len(eps), len(X), -1).astype(np.float64)
+    linf, l2 = _norms(result.adversarials, X, unit)
     return AttackOutcome(
         predictions=predictions,
-        linf=np.abs(delta).max(axis=2) / unit,
-        l2=np.sqrt(np.square(delta).sum(axis=2)) / unit,
+        linf=linf,
+        l2=l2,
         zero_gradient=np.asarray(result.zero_gradient, dtype=bool),
         seconds=seconds,
         adversarials=result.adversarials if keep_adversarials else None,
     )
+
+
+def _norms(adversarials: np.ndarray, X: np.ndarray, unit: float) -> tuple[np.ndarray, np.ndarray]:
+    """(K, n) ‖x' − x‖∞ and ‖x' − x‖₂ in ε units, one budget at a time (one batch of
+    temporary memory), summed in float64 without BLAS."""
+    linf = np.empty((len(adversarials), len(X)))
+    l2 = np.empty_like(linf)
+    for k, adv in enumerate(adversarials):
+        delta = (adv - X).reshape(len(X), -1)
+        linf[k] = np.abs(delta).max(axis=1, initial=0.0)
+        l2[k] = np.sqrt(np.einsum("ij,ij->i", delta, delta, dtype=np.float64))
+    return linf / unit, l2 / unit
 
 
 def _stable_seed(*parts: Any) -> int:

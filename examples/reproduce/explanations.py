@@ -36,7 +36,8 @@ _NOISE_CLASS = (
     "feature, far from the images; an FGSM step of ε ≤ 1 in feature space stays near the "
     "images and is rarely rejected. In pixel space, large-ε FGSM images (every pixel moved "
     "by ±ε) look like that noise and most are rejected. The study does not say how it drew "
-    "its noise."
+    "its noise; the section *Which noise did the study draw?* below tries four "
+    "distributions and two noise counts in its setting."
 )
 
 REASONS: dict[tuple[int, str], str] = {

@@ -12,6 +12,7 @@ import numpy as np
 from beyond import aware_outcome, stronger_section
 from cells import ACCURACY_BELOW, FIGURES, MISSING, SPACE_LABEL, Table, pct
 from grids import QUICK_SAMPLES
+from noise_class import noise_section
 from questions import fgsm_section, reject_section, training_section
 from results import Results
 from rows import attack_key, find
@@ -190,6 +191,8 @@ def seconds_section(results: Results) -> list[str]:
         if key.split("/")[0] in ("undefended", "reject")
     )
     out.add(["Stronger attacks", MISSING, f"{mine:.0f}"])
+    noise = sum(s for key, s in results.grid_seconds.items() if key.startswith("noise-"))
+    out.add(["Noise distributions (question 7)", MISSING, f"{noise:.0f}"])
     out.add(["Whole run (wall clock)", MISSING, f"{results.total_seconds:.0f}"])
     return [
         "## Time",
@@ -240,6 +243,7 @@ def write_report(results: Results, path: Path) -> None:
         lines += training_section(q, results, figures)
     lines += fgsm_section(results, figures)
     lines += reject_section(7, results, figures)
+    lines += noise_section(results.grids)
     lines += reject_section(8, results, figures)
     lines += stronger_section(results, figures)
     lines += warnings_section(results)

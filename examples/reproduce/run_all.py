@@ -6,7 +6,8 @@
 Questions 1-5 train one network per table row (``q1_hinge.py`` ... ``q5_noise.py``);
 questions 6-8 evaluate the grids ``q6_*.toml`` ... ``q8_*.toml`` in PCA-feature space
 (the study's setting) and in pixel space; ``stronger.py`` adds PGD and the
-rejection-aware attack. The document, with the study's tables beside robustkit's and
+rejection-aware attack; ``noise_class.py`` runs question 7 with each noise distribution
+of the defense. The document, with the study's tables beside robustkit's and
 the figures in ``<out folder>/figures/``, is generated: do not edit it by hand.
 ``--quick`` runs everything on a few hundred samples and one or two epochs (for tests).
 """
@@ -29,6 +30,7 @@ import q4_raw_pixels
 import q5_noise
 from grids import load_grid, run_grid, with_attacks
 from joblib import Parallel, delayed
+from noise_class import run_noise_grids
 from report import Results, write_report
 from stronger import STRONGER_GRIDS
 from threadpoolctl import threadpool_limits
@@ -50,7 +52,7 @@ GRID_GROUPS = {
 class Task:
     """One unit of work for a worker: a training run, or a group of grids in one space."""
 
-    kind: str  # "train" or "grids"
+    kind: str  # "train", "grids" or "noise" (question 7's noise distributions)
     key: tuple
     cost: float  # rough seconds, to start the longest tasks first
 
@@ -61,6 +63,8 @@ class Task:
             if self.kind == "train":
                 question, index, run = self.key
                 return {"train": (question, index, run_training(run, data_dir, quick=quick))}
+            if self.kind == "noise":
+                return {"grids": run_noise_grids(data_dir, quick=quick)}
             return {"grids": _run_group(*self.key, data_dir, quick, cache_root)}
 
 
@@ -105,6 +109,7 @@ def tasks() -> list[Task]:
     for group in GRID_GROUPS:
         for space in SPACES:
             out.append(Task("grids", (group, space), 15 * models[group]))
+    out.append(Task("noise", ("noise", "pca"), 60))
     return sorted(out, key=lambda task: -task.cost)
 
 
