@@ -1,4 +1,5 @@
-"""Text tables of evaluation rows (tabulate): the study's shapes, then the rigorous columns."""
+"""Text tables of evaluation rows (tabulate): robust accuracy over the sample set first,
+then the study's shapes (attack success, correct rejects) and the details."""
 
 from __future__ import annotations
 

@@ -93,6 +93,32 @@ def test_worst_case_row_is_the_per_sample_or_over_attacks():
     assert "worst case" in result.tables()
 
 
+def test_worst_case_rows_go_to_csv_with_the_others(tmp_path):
+    result = evaluate(FAST_HINGE, ["fgsm", "noise"], eps=[0.1], n_samples=10)
+    result.write_csv(tmp_path / "r.csv")
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert {"robust_accuracy_low", "robust_accuracy_high", "seed", "worst_case"} <= set(header)
+    assert len(lines) == 4 and lines[3].startswith("hinge(epochs=3),none,worst case,")
+
+
+def test_samples_in_grid_toml_and_its_errors(tmp_path, monkeypatch):
+    config = tmp_path / "grid.toml"
+    config.write_text(
+        'samples = "correct"\nn_samples = 15\neps = [0.1]\nmodel = "hinge:epochs=2"\n'
+    )
+    result = run("eval", "--config", config, "--no-cache", "--json", tmp_path / "o.json")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "o.json").read_text())
+    assert data["meta"]["samples"]["set"] == "correct"
+    assert "first 15 correctly classified test samples of each model" in result.output
+    monkeypatch.setattr(harness, "_fit", lambda *a: pytest.fail("trained"))
+    config.write_text("samples = 3\n")
+    result = run("eval", "--config", config, "--no-cache")
+    assert result.exit_code == 2 and "samples must be one of first, correct" in result.output
+    assert "got 3" in result.output
+
+
 def test_one_attack_has_no_worst_case_row_and_says_so():
     result = evaluate(FAST_HINGE, "fgsm", eps=[0.1], n_samples=20)
     assert [r["attack"] for r in result.rows] == ["fgsm"]
