@@ -54,6 +54,33 @@ def _per_model(found: list[tuple[dict[str, Any], str]]) -> dict[str, list[str]]:
     return out
 
 
+def _budgets(rows: list[dict[str, Any]]) -> str:
+    """``ε=0.3, 0.5 (λ=100); ε=1 (λ=400)``: the cells of ``rows``, grouped by λ."""
+    by_lam: dict[Any, list[str]] = {}
+    for row in rows:
+        by_lam.setdefault(row.get("lam"), []).append(f"{row['eps']:g}")
+    return "; ".join(
+        f"ε={', '.join(eps)}" + ("" if lam is None else f" (λ={lam:g})")
+        for lam, eps in by_lam.items()
+    )
+
+
+def _summarised(found: list[tuple[dict[str, Any], str, float, str]]) -> dict[str, list[str]]:
+    """(row, label, gap, figures) findings as one item per (model, defense) and label:
+    ``label at <cells> (<figures of the largest gap>)``."""
+    grouped: dict[str, dict[str, list[tuple[dict[str, Any], float, str]]]] = {}
+    for row, label, gap, figures in found:
+        grouped.setdefault(_where(row), {}).setdefault(label, []).append((row, gap, figures))
+    return {
+        where: [
+            f"{label} at {_budgets([row for row, _, _ in cells])} "
+            f"({max(cells, key=lambda cell: cell[1])[2]})"
+            for label, cells in labels.items()
+        ]
+        for where, labels in grouped.items()
+    }
+
+
 def non_monotonic(rows: list[dict[str, Any]]) -> list[str]:
     """Success should not fall as ε grows; a drop of one sample is noise, more is not."""
     found, iterative = [], defaultdict(set)
@@ -100,37 +127,44 @@ def score_beats_gradient(rows: list[dict[str, Any]]) -> list[str]:
                 found.append(
                     (
                         row,
-                        f"{row['attack']} at {_at(row)} ({_strength(row):.0%} vs "
-                        f"{_strength(best_gradient):.0%} for {best_gradient['attack']})",
+                        row["attack"],
+                        _strength(row) - _strength(best_gradient),
+                        f"up to {_strength(row):.0%} vs {_strength(best_gradient):.0%} for "
+                        f"{best_gradient['attack']}",
                     )
                 )
     return [
         f"a score-based attack evades more than every gradient attack on {where}: "
         f"{', '.join(items)}: suspect gradient masking (the gradients mislead)"
-        for where, items in _per_model(found).items()
+        for where, items in _summarised(found).items()
     ]
 
 
 def noise_beats_gradient(rows: list[dict[str, Any]]) -> list[str]:
     """A baseline (random noise) must do worse than a gradient attack, else the gradients
-    mislead it."""
+    mislead it; a baseline evading on a single sample is no evidence."""
     found = []
     for group in _groups(rows, "model", "defense", "lam", "eps").values():
         baselines = [r for r in group if r["attack_kind"] == BASELINE_ATTACK]
         for gradient in (r for r in group if r["attack_kind"] == GRADIENT_ATTACK):
             for baseline in baselines:
-                if 0 < _strength(baseline) >= _strength(gradient) and _strength(gradient) < 1:
+                if (
+                    baseline["evaded"] > 1
+                    and _strength(baseline) >= _strength(gradient)
+                    and _strength(gradient) < 1
+                ):
                     found.append(
                         (
                             gradient,
-                            f"{baseline['attack']} vs {gradient['attack']} at {_at(gradient)} "
-                            f"({_strength(baseline):.0%} vs {_strength(gradient):.0%})",
+                            f"{baseline['attack']} vs {gradient['attack']}",
+                            _strength(baseline) - _strength(gradient),
+                            f"up to {_strength(baseline):.0%} vs {_strength(gradient):.0%}",
                         )
                     )
     return [
         f"a baseline does as well as a gradient attack on {where}: {', '.join(items)}: "
         "suspect gradient masking"
-        for where, items in _per_model(found).items()
+        for where, items in _summarised(found).items()
     ]
 
 
@@ -152,7 +186,12 @@ def zero_gradients(rows: list[dict[str, Any]]) -> list[str]:
 def unbounded_not_reaching(rows: list[dict[str, Any]]) -> list[str]:
     """An iterative attack with ε covering the whole input range should (nearly) always win."""
     found = [
-        (row, f"{row['attack']} at {_at(row)} ({row['attack_success_rate']:.0%})")
+        (
+            row,
+            row["attack"],
+            -row["attack_success_rate"],
+            f"as low as {row['attack_success_rate']:.0%}",
+        )
         for row in rows
         if not row.get("worst_case")
         and row["iterative"]
@@ -163,7 +202,7 @@ def unbounded_not_reaching(rows: list[dict[str, Any]]) -> list[str]:
     return [
         f"unbounded iterative attacks fall short on {where}: {', '.join(items)} success "
         f"(expected ≥ {UNBOUNDED_SUCCESS:.0%}): a sign of gradient masking"
-        for where, items in _per_model(found).items()
+        for where, items in _summarised(found).items()
     ]
 
 

@@ -202,3 +202,49 @@ def test_quick_run_writes_a_well_formed_report(reproduce, shared_data_dir, tmp_p
     assert [row[column] for row in q1[1]] == [
         f"{row['test_accuracy']:g}%" for row in study.TABLES[1].rows
     ]
+
+
+def _noise_rows(rejects, n=100, accuracy=0.8):
+    return [
+        {
+            "eps": eps,
+            "rejected": r,
+            "n_attacked": n,
+            "clean_accuracy": accuracy,
+            "clean_reject_rate": 0.0,
+            "attack_success_rate": 0.9,
+            "attack_success_rate_low": 0.8,
+            "attack_success_rate_high": 0.95,
+        }
+        for eps, r in zip((0.3, 0.5, 1.0), rejects, strict=True)
+    ]
+
+
+def test_noise_experiment_grids_and_verdict(reproduce):
+    noise = reproduce("noise_class")
+    grid = noise.noise_grid("gaussian-isotropic", 6000, "unused")
+    assert [(d.name, d.params["noise"], d.params["n_noise"]) for d in grid.defenses] == [
+        ("reject", "gaussian-isotropic", 6000)
+    ]
+    assert grid.epsilons == noise.NOISE_EPS and grid.dataset.params["pca"] == 128
+    quick = noise.noise_grid("uniform", 200, "unused", quick=True)
+    assert quick.defenses[0].params["n_noise"] < 200  # scaled to the quick training set
+    # distance to the study's 37-56 of 100, by hand: (37 − 30 + 0 + 60 − 56) / 3 = 11/3
+    outcome = noise.NoiseOutcome("uniform", 200, _noise_rows([30, 40, 60]))
+    assert outcome.rejects == [30, 40, 60] and outcome.distance == pytest.approx(11 / 3)
+    grids = {
+        noise.key("uniform", 200): _noise_rows([0, 1, 8]),
+        noise.key("uniform-box", 200): _noise_rows([1, 2, 8]),
+        noise.key("gaussian-data", 200): _noise_rows([40, 45, 50], accuracy=0.7),
+        noise.key("gaussian-isotropic", 200): _noise_rows([20, 30, 40]),
+    }
+    best = noise.closest(noise.noise_outcomes(grids))
+    assert (best.kind, best.distance) == ("gaussian-data", 0)
+    text = "\n".join(noise.noise_section(grids))
+    assert "**Closest: `gaussian-data` with 200 noise samples**" in text
+    assert (
+        "inside the study's range" in text and "differ by up to 44 rejects" in text
+    )  # at ε = 0.5: 45 − 1
+    check_robustkit_columns(parse_tables(text))
+    far = {k: _noise_rows([0, 1, 8]) for k in grids}
+    assert "no distribution reproduces" in "\n".join(noise.noise_section(far))
