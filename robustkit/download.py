@@ -7,9 +7,11 @@ md5 matches, so a failed, interrupted or corrupt download never leaves a file be
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -22,15 +24,32 @@ _CHUNK = 1 << 20
 
 
 def cache_dir() -> Path:
-    """The user cache folder for downloads.
+    """The user cache folder for downloads and trained models.
 
-    $ROBUSTKIT_CACHE_DIR, else $XDG_CACHE_HOME/robustkit, else ~/.cache/robustkit.
+    $ROBUSTKIT_CACHE_DIR, else $XDG_CACHE_HOME/robustkit, else ~/.cache/robustkit; with
+    no home folder (HOME unset and no passwd entry, a container's usual case) a folder in
+    the temporary directory, with a warning.
     """
     if os.environ.get("ROBUSTKIT_CACHE_DIR"):
         return Path(os.environ["ROBUSTKIT_CACHE_DIR"]).expanduser()
     if os.environ.get("XDG_CACHE_HOME"):
         return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "robustkit"
-    return Path.home() / ".cache" / "robustkit"
+    try:
+        return Path.home() / ".cache" / "robustkit"
+    except (KeyError, RuntimeError, OSError):  # no HOME and no passwd entry for the uid
+        return _temporary_cache_dir()
+
+
+@functools.cache
+def _temporary_cache_dir() -> Path:
+    folder = Path(tempfile.gettempdir()) / f"robustkit-cache-{os.getuid()}"
+    warnings.warn(
+        f"no home folder (HOME unset, no passwd entry for uid {os.getuid()}); caching in "
+        f"{folder}; set ROBUSTKIT_CACHE_DIR to choose another folder",
+        UserWarning,
+        stacklevel=3,
+    )
+    return folder
 
 
 def offline() -> bool:
