@@ -80,8 +80,8 @@ def _specs(values: Any, what: str) -> list[PluginSpec]:
         values = [values]
     if not isinstance(values, (list, tuple)):
         raise RobustkitError(
-            f"{what} must be a name like 'rbf:lr=0.05', a table with a name, or a list of "
-            f"these; got {values!r}"
+            f"{what} must be a plugin name (optionally 'name:key=value,...'), a table with "
+            f"a name, or a list of these; got {values!r}"
         )
     if not values:
         raise RobustkitError(f"{what} is an empty list; give at least one {what}")
