@@ -95,6 +95,11 @@ def _series_label(row: dict[str, Any]) -> str:
 
 
 def plot_evaluation(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Write ``evaluation_figure(rows)`` to ``path`` (.png, .pdf or .svg)."""
+    _save(evaluation_figure(rows), path)
+
+
+def evaluation_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     """Attack success and evasion against ε per (model, defense, λ, attack); with several λ,
     also clean accuracy against clean reject rate."""
     curves: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
@@ -135,7 +140,7 @@ def plot_evaluation(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> 
     _legend_below(figure, axes[0], len(curves))
     if len(lams) > 1:
         _plot_trade_off(axes[2], rows)
-    _save(figure, path)
+    return figure
 
 
 def _plot_trade_off(axes: Any, rows: Sequence[dict[str, Any]]) -> None:
@@ -159,5 +164,6 @@ def _plot_trade_off(axes: Any, rows: Sequence[dict[str, Any]]) -> None:
             axes.annotate(
                 f"λ={lam:g}", (x, y), fontsize="x-small", xytext=(3, 3), textcoords="offset points"
             )
+    axes.margins(x=0.15, y=0.1)  # room for the λ labels at the edges
     axes.set(xlabel="clean reject rate (%)", ylabel="clean accuracy (%)", title="λ trade-off")
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(0.0, -0.15))

@@ -5,7 +5,7 @@ import pytest
 
 import robustkit
 from robustkit import CapabilityError, Grid, Harness, Model, RobustkitError, evaluate, harness
-from robustkit.cache import ModelCache
+from robustkit.cache import CacheWarning, ModelCache
 from robustkit.testing import temporary_plugin
 
 FAST_RBF = "rbf:epochs=3"
@@ -101,7 +101,8 @@ def test_unreadable_cache_file_is_retrained(tmp_path):
     evaluate(FAST_HINGE, n_samples=10, eps=[0.1], cache_dir=tmp_path)
     (path,) = tmp_path.glob("*.npz")
     path.write_bytes(b"not a zip file")
-    result = evaluate(FAST_HINGE, n_samples=10, eps=[0.1], cache_dir=tmp_path)
+    with pytest.warns(CacheWarning, match="not a robustkit model file"):
+        result = evaluate(FAST_HINGE, n_samples=10, eps=[0.1], cache_dir=tmp_path)
     assert not result.rows[0]["cached"]
 
 
