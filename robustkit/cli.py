@@ -94,6 +94,7 @@ def progress_bar(label: str) -> Iterator[Callable[[str, int, int], None]]:
     def update(item: str, done: int, total: int) -> None:
         if not visible:
             return
+        state["item"] = item
         if "bar" not in state:
             state["bar"] = click.progressbar(
                 length=total,
@@ -269,7 +270,10 @@ def train(
             data_dir=data_dir,
             seed=seed,
             callback=on_epoch,
-            on_start=lambda model: epochs.update(n=model.get_params().get("epochs") or 0),
+            on_start=lambda model: (
+                epochs.update(n=model.get_params().get("epochs") or 1),
+                update("starting", 0, epochs["n"]),  # the bar shows before the first epoch
+            ),
         )
     summary = {**run.summary(), "seed": seed}
     click.echo(epoch_table(summary["history"]))
