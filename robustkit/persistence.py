@@ -149,6 +149,9 @@ def restore_model(
     _check_state(state, path)
     try:
         model = recipe.build()
+    except (RobustkitError, TypeError, ValueError) as exc:  # e.g. a plugin not installed
+        raise RobustkitError(f"{path}: cannot rebuild its model: {exc}") from None
+    try:
         model.set_state(state)
     except RobustkitError as exc:
         raise RobustkitError(f"{path} does not fit model {recipe.model!r}: {exc}") from None

@@ -337,3 +337,14 @@ def test_a_good_model_file_still_round_trips(tmp_path, split):
     save_model(tmp_path / "m.npz", RECIPE, model)
     _, loaded = load_model(tmp_path / "m.npz")
     np.testing.assert_array_equal(loaded.predict(split.X_test), model.predict(split.X_test))
+
+
+def test_a_cache_folder_that_cannot_be_created_warns_and_the_run_goes_on(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.warns(CacheWarning, match="cannot write the model cache") as caught:
+        result = run(
+            "eval", "--model", "hinge:epochs=1", "--n-samples", "5", "--cache-dir", blocker / "c"
+        )
+    assert result.exit_code == 0, result.output
+    assert len(caught) == 1
