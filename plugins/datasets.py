@@ -2,7 +2,9 @@
 
 Fashion-MNIST and MNIST read the four canonical IDX ``.gz`` files from ``<root>/<name>/``,
 where the root is the ``data_dir`` argument or ``ROBUSTKIT_DATA_DIR``; with neither, they
-use ``<cache>/<name>/`` and download missing files there, verified by md5.
+use ``<cache>/<name>/`` and download missing files there, verified by md5. Every file's
+md5 is checked on load (remembered per file, so only the first load pays ~0.1 s);
+``verify=false`` or ``ROBUSTKIT_VERIFY_DATA=0`` accepts other copies knowingly.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from typing import ClassVar
 import numpy as np
 
 from robustkit import DataError, Dataset, DataSplit, hookimpl
-from robustkit.download import cache_dir, fetch
+from robustkit.download import cache_dir, cached_md5, fetch
 from robustkit.features import pca_split
 from robustkit.idx import read_idx
 from robustkit.params import check_int
 
 DATA_DIR_ENV = "ROBUSTKIT_DATA_DIR"
+#: Set to 0 to accept IDX files whose md5 is not the canonical one.
+VERIFY_ENV = "ROBUSTKIT_VERIFY_DATA"
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
@@ -46,6 +50,7 @@ class Digits(Dataset):
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
 
+        check_int("random_state", self.random_state, 0, allow_none=True, error=DataError)
         digits = load_digits()
         X_train, X_test, y_train, y_test = train_test_split(
             digits.data.astype(np.float32),
@@ -82,17 +87,26 @@ class IdxImageDataset(Dataset):
     image_shape: ClassVar[tuple[int, int]] = (28, 28)
 
     def __init__(
-        self, n_train: int | None = None, n_test: int | None = None, pca: int | None = None
+        self,
+        n_train: int | None = None,
+        n_test: int | None = None,
+        pca: int | None = None,
+        verify: bool = True,
     ) -> None:
         self.n_train = n_train
         self.n_test = n_test
         self.pca = pca
+        self.verify = verify
 
     def load(self, data_dir: Path | None = None) -> DataSplit:
         """Raw pixels (float32 in [0, 255], flattened to 784) and int64 labels 0-9."""
         n_train = check_int("n_train", self.n_train, allow_none=True, error=DataError)
         n_test = check_int("n_test", self.n_test, allow_none=True, error=DataError)
         paths = self._locate_files(data_dir)
+        if not isinstance(self.verify, bool):
+            raise DataError(f"verify must be true or false, got {self.verify!r}")
+        if self.verify and os.environ.get(VERIFY_ENV, "") != "0":
+            self._verify_checksums(paths)
         X_train, y_train = self._read_part(
             paths[TRAIN_IMAGES], paths[TRAIN_LABELS], "n_train", n_train
         )
@@ -123,6 +137,28 @@ class IdxImageDataset(Dataset):
                 fetch(self._urls(file), path, self.md5s[file], manual_hint=self._manual_hint())
             paths[file] = path
         return paths
+
+    def _verify_checksums(self, paths: dict[str, Path]) -> None:
+        """Each file must be the canonical one (the md5 the download checks): a copy of
+        another data set's file (MNIST labels in fashion-mnist/) is an error."""
+        for file, path in paths.items():
+            actual = cached_md5(path)
+            if actual == self.md5s[file]:
+                continue
+            other = next(
+                (
+                    cls.name
+                    for cls in IdxImageDataset.__subclasses__()
+                    if cls is not type(self) and cls.md5s.get(file) == actual
+                ),
+                None,
+            )
+            looks = f" (it is {other}'s {file})" if other else ""
+            raise DataError(
+                f"{self.name}: {path} has md5 {actual}, not the canonical {self.md5s[file]}"
+                f"{looks}; to use this copy anyway pass {self.name}:verify=false or set "
+                f"{VERIFY_ENV}=0"
+            )
 
     def _files_in_root(self, root: Path, origin: str) -> dict[str, Path]:
         """The four files in ``root/<name>/``; a missing one is an error saying how to get it."""

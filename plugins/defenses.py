@@ -77,6 +77,8 @@ class NoiseClassRejection(WrappedModel):
 
     def _validate(self) -> None:
         check_int("n_noise", self.n_noise, 0)
+        if not isinstance(self.random_state, np.random.Generator):
+            check_int("random_state", self.random_state, 0, allow_none=True)
         if self.noise not in NOISE_KINDS:
             raise RobustkitError(
                 f"noise must be one of {', '.join(NOISE_KINDS)}; got {self.noise!r}"
@@ -140,6 +142,12 @@ class NoiseClassRejection(WrappedModel):
         if self.target_reject_rate is not None:
             clean = np.flatnonzero(y != REJECT)
             size = max(1, round(self.calibration_fraction * len(clean)))
+            if len(clean) - size < 2:
+                raise RobustkitError(
+                    f"calibration_fraction {self.calibration_fraction:g} holds out {size} of "
+                    f"the {len(clean)} clean training samples, leaving {len(clean) - size} "
+                    "to train on; use a smaller fraction such as 0.1"
+                )
             calibration[rng.choice(clean, size=size, replace=False)] = True
         noise = self.make_noise(X[~calibration], rng)
         X_train = np.concatenate([X[~calibration], noise.astype(X.dtype, copy=False)])

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import signal
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,30 @@ class RobustkitGroup(click.Group):
             return super().invoke(ctx)
         except RobustkitError as exc:
             raise UserError(str(exc)) from None
+        except KeyboardInterrupt:  # Ctrl-C: workers are ended on the way out
+            click.echo("Interrupted.", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except Terminated:
+            click.echo("Terminated.", err=True)
+            raise click.exceptions.Exit(EXIT_TERMINATED) from None
+
+
+class Terminated(BaseException):
+    """Raised in the main process on SIGTERM, so cleanup runs as for Ctrl-C."""
+
+
+#: Exit statuses of a run ended by SIGINT (Ctrl-C) and SIGTERM, as shells report them.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt cleanup
+    raise Terminated()
+
+
+def _one_line_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> str:
+    return f"Warning: {message}\n"
 
 
 class FiniteFloat(click.ParamType):
@@ -60,21 +85,6 @@ class FiniteFloat(click.ParamType):
         return number
 
 
-def check_output(path: str | None) -> Path | None:
-    """Fail before any work if ``path`` cannot be written (missing folder, no permission)."""
-    if path is None:
-        return None
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise RobustkitError(f"cannot write {target}: it is a folder")
-    if not folder.is_dir():
-        raise RobustkitError(f"cannot write {target}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise RobustkitError(f"cannot write {target}: permission denied")
-    return target
-
-
 @contextmanager
 def progress_bar(label: str) -> Iterator[Callable[[str, int, int], None]]:
     """``update(item, done, total)`` drawing a click progress bar on a terminal only."""
@@ -84,6 +94,7 @@ def progress_bar(label: str) -> Iterator[Callable[[str, int, int], None]]:
     def update(item: str, done: int, total: int) -> None:
         if not visible:
             return
+        state["item"] = item
         if "bar" not in state:
             state["bar"] = click.progressbar(
                 length=total,
@@ -216,7 +227,9 @@ def datasets(as_json: bool) -> None:
     help="Seed of every random choice.",
 )
 @click.option("--save", type=click.Path(dir_okay=False), help="Save the model (.npz).")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Plot accuracy and loss (.png).")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False), help="Plot accuracy and loss (.png, .pdf, .svg)."
+)
 @click.option(
     "--json",
     "json_path",
@@ -234,12 +247,14 @@ def train(
     **options: Any,
 ) -> None:
     """Train one model and report per-epoch and final accuracy."""
-    from .persistence import atomic_write, save_model
-    from .plotting import plot_training
+    from .outputs import atomic_write, check_outputs
+    from .persistence import save_model
+    from .plotting import check_plot_path, plot_training
     from .tables import epoch_table, training_table
     from .training import train as train_model
 
-    outputs = [check_output(p) for p in (save, plot, json_path)]
+    check_plot_path(plot)
+    check_outputs({"--save": save, "--plot": plot, "--json": json_path})
     name, params = parse_spec(model_spec)
     params.update({k: v for k, v in options.items() if v is not None and k in _MODEL_OPTIONS})
     with progress_bar(f"training {name}") as update:
@@ -255,44 +270,52 @@ def train(
             data_dir=data_dir,
             seed=seed,
             callback=on_epoch,
-            on_start=lambda model: epochs.update(n=model.get_params().get("epochs") or 0),
+            on_start=lambda model: (
+                epochs.update(n=model.get_params().get("epochs") or 1),
+                update("starting", 0, epochs["n"]),  # the bar shows before the first epoch
+            ),
         )
     summary = {**run.summary(), "seed": seed}
     click.echo(epoch_table(summary["history"]))
     click.echo()
     click.echo(training_table([summary]))
-    save_path, plot_path, json_file = outputs
-    if save_path:
-        save_model(save_path, run.recipe, run.model, {"dataset": run.dataset})
-    if plot_path:
-        plot_training(summary["history"], plot_path, title=f"{name} on {run.dataset}")
-    if json_file:
-        with atomic_write(json_file) as handle:
+    if save:
+        save_model(save, run.recipe, run.model, {"dataset": run.dataset})
+    if plot:
+        plot_training(summary["history"], plot, title=f"{name} on {run.dataset}")
+    if json_path:
+        with atomic_write(json_path) as handle:
             json.dump(summary, handle, indent=2, default=str)
             handle.write("\n")
 
 
 @cli.command()
-@click.argument("model_file", type=click.Path(dir_okay=False))
-def info(model_file: str) -> None:
-    """Check a saved model (or sample) file and show its recipe, metadata and accuracy per
-    epoch (or its cells)."""
-    from .persistence import read_model_file, restore_model
+@click.argument("file", type=click.Path(dir_okay=False))
+def info(file: str) -> None:
+    """Check a saved model or sample file and describe it: recipe, metadata and accuracy per
+    epoch, or the cells of a sample file."""
     from .samples import describe_samples, is_samples_file
+
+    if is_samples_file(file):
+        click.echo(describe_samples(file))
+        return
+    show_model_file(file)
+
+
+def show_model_file(path: str) -> None:
+    """Describe a robustkit model file, or fail with one line saying why it is not one."""
+    from .persistence import read_model_file, restore_model
     from .tables import epoch_table
 
-    if is_samples_file(model_file):
-        click.echo(describe_samples(model_file))
-        return
-    meta, state = read_model_file(model_file)
-    recipe, model = restore_model(meta, state, model_file)
+    meta, state = read_model_file(path)
+    recipe, model = restore_model(meta, state, path)
     click.echo(f"model:     {recipe.model} {json.dumps(recipe.model_params, sort_keys=True)}")
     if recipe.defense:
         click.echo(
             f"defense:   {recipe.defense} {json.dumps(recipe.defense_params, sort_keys=True)}"
         )
     click.echo(f"saved by:  robustkit {meta['robustkit_version']}")
-    for key, value in sorted(meta.get("extra", {}).items()):
+    for key, value in sorted(meta["extra"].items()):
         click.echo(f"{key + ':':<10} {value}")
     click.echo(f"classes:   {', '.join(map(str, model.classes_))}")
     if getattr(model, "history_", None):
@@ -300,12 +323,66 @@ def info(model_file: str) -> None:
         click.echo(epoch_table(model.history_))
 
 
+@cli.group()
+def cache() -> None:
+    """Inspect or empty the model cache that ``eval`` trains into."""
+
+
+def _cache_option(command: Callable) -> Callable:
+    return click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False),
+        envvar="ROBUSTKIT_MODEL_CACHE",
+        help="The model cache folder [default: user cache].",
+    )(command)
+
+
+def _open_cache(cache_dir: str | None) -> Any:
+    from .cache import ModelCache, default_folder
+
+    return ModelCache(Path(cache_dir) if cache_dir else default_folder())
+
+
+@cache.command(name="list")
+@_cache_option
+def cache_list(cache_dir: str | None) -> None:
+    """One line per cached model: key, model, defense, data set, size (or why unusable)."""
+    from tabulate import tabulate
+
+    entries = _open_cache(cache_dir).entries()
+    rows = [
+        [e.key, e.model, e.defense or "none", e.dataset, e.size, e.error or "ok"] for e in entries
+    ]
+    click.echo(tabulate(rows, headers=["key", "model", "defense", "dataset", "bytes", "status"]))
+
+
+@cache.command(name="info")
+@_cache_option
+def cache_info(cache_dir: str | None) -> None:
+    """Where the cache is, how many models it holds and their total size."""
+    store = _open_cache(cache_dir)
+    entries = store.entries() if store.folder.is_dir() else []
+    broken = sum(e.error is not None for e in entries)
+    click.echo(f"folder:    {store.folder}")
+    click.echo(f"models:    {len(entries) - broken} ({broken} unusable)")
+    click.echo(f"size:      {sum(e.size for e in entries)} bytes")
+
+
+@cache.command(name="clear")
+@_cache_option
+def cache_clear(cache_dir: str | None) -> None:
+    """Delete every cached model."""
+    store = _open_cache(cache_dir)
+    removed = store.clear() if store.folder.is_dir() else 0
+    click.echo(f"removed {removed} files from {store.folder}")
+
+
 @cli.command(name="eval")
 @click.option("--model", multiple=True, help="Model spec, repeatable: rbf:lr=0.05,epochs=10.")
 @click.option("--defense", multiple=True, help="Defense spec, repeatable: reject:n_noise=200.")
 @click.option("--attack", multiple=True, help="Attack spec, repeatable: pgd:steps=20.")
-@click.option("--eps", help="Budgets as fractions of the input range: 0.05,0.1,0.3.")
-@click.option("--lam", help="λ values to sweep (reject defense / RBF): 50,100,400.")
+@click.option("--eps", multiple=True, help="Budgets as fractions of the input range: 0.05,0.1,0.3.")
+@click.option("--lam", multiple=True, help="λ values to sweep (reject defense / RBF): 50,100.")
 @click.option(
     "--eps-unit",
     type=click.Choice(["range", "absolute"]),
@@ -328,7 +405,7 @@ def info(model_file: str) -> None:
     "model) or 'correct' (the first N each model classifies correctly, as the study).",
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of every random choice (0).")
-@click.option("--jobs", type=click.IntRange(min=1), help="Parallel jobs (default 1).")
+@click.option("--jobs", type=int, help="Parallel jobs (default 1; -1: all cores).")
 @click.option("--config", type=click.Path(dir_okay=False), help="A grid.toml with the grid.")
 @click.option(
     "--cache-dir",
@@ -339,7 +416,9 @@ def info(model_file: str) -> None:
 @click.option("--no-cache", is_flag=True, help="Train everything anew and cache nothing.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write CSV.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Plot success against ε (.png).")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False), help="Plot success against ε (.png, .pdf, .svg)."
+)
 @click.option(
     "--save-samples",
     type=click.Path(dir_okay=False),
@@ -365,46 +444,50 @@ def eval_command(
     **options: Any,
 ) -> None:
     """Train, attack and report a grid of models × defenses × attacks × ε (× λ)."""
-    from .cache import ModelCache
-    from .download import cache_dir as user_cache_dir
+    from .cache import ModelCache, default_folder
     from .grid import Grid, as_list
     from .harness import Harness
+    from .outputs import check_outputs
+    from .plotting import check_plot_path
 
     if save_adversarials and not save_samples:
         raise RobustkitError("--save-adversarials needs --save-samples FILE.npz")
-    outputs = [check_output(p) for p in (json_path, csv_path, plot, save_samples)]
+    check_plot_path(plot)
+    check_outputs(
+        {"--json": json_path, "--csv": csv_path, "--plot": plot, "--save-samples": save_samples},
+        {"--config": config},
+    )
     values = {
         "model": as_list(model),
         "defense": as_list(defense),
         "attack": as_list(attack),
         **options,
+        "eps": as_list(options["eps"]),
+        "lam": as_list(options["lam"]),
     }
     grid = Grid.from_toml(config, **values) if config else Grid.build(**values)
-    cache = (
-        None
-        if no_cache
-        else ModelCache(Path(cache_dir) if cache_dir else user_cache_dir() / "models")
-    )
+    cache = None if no_cache else ModelCache(Path(cache_dir) if cache_dir else default_folder())
     with progress_bar("evaluating") as update:
         result = Harness(
             grid, cache=cache, progress=update, keep_adversarials=save_adversarials
         ).run()
     click.echo(result.tables())
-    json_file, csv_file, plot_file, samples_file = outputs
-    if json_file:
-        result.write_json(json_file)
-    if csv_file:
-        result.write_csv(csv_file)
-    if plot_file:
-        result.plot(plot_file)
-    if samples_file:
-        result.write_samples(samples_file)
+    if json_path:
+        result.write_json(json_path)
+    if csv_path:
+        result.write_csv(csv_path)
+    if plot:
+        result.plot(plot)
+    if save_samples:
+        result.write_samples(save_samples)
 
 
 def main() -> None:
     """Entry point of the ``robustkit`` command: add plugin commands, then run."""
     from .plugins import get_plugin_manager
 
+    warnings.formatwarning = _one_line_warning
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         get_plugin_manager().hook.register_commands(cli=cli)
     except RobustkitError as exc:  # strict plugin loading failed

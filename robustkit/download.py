@@ -7,14 +7,19 @@ md5 matches, so a failed, interrupted or corrupt download never leaves a file be
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import json
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, RobustkitError
+from .outputs import atomic_write
 
 #: Seconds to wait for a mirror to answer (and between received chunks).
 TIMEOUT = 60.0
@@ -22,15 +27,32 @@ _CHUNK = 1 << 20
 
 
 def cache_dir() -> Path:
-    """The user cache folder for downloads.
+    """The user cache folder for downloads and trained models.
 
-    $ROBUSTKIT_CACHE_DIR, else $XDG_CACHE_HOME/robustkit, else ~/.cache/robustkit.
+    $ROBUSTKIT_CACHE_DIR, else $XDG_CACHE_HOME/robustkit, else ~/.cache/robustkit; with
+    no home folder (HOME unset and no passwd entry, a container's usual case) a folder in
+    the temporary directory, with a warning.
     """
     if os.environ.get("ROBUSTKIT_CACHE_DIR"):
         return Path(os.environ["ROBUSTKIT_CACHE_DIR"]).expanduser()
     if os.environ.get("XDG_CACHE_HOME"):
         return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "robustkit"
-    return Path.home() / ".cache" / "robustkit"
+    try:
+        return Path.home() / ".cache" / "robustkit"
+    except (KeyError, RuntimeError, OSError):  # no HOME and no passwd entry for the uid
+        return _temporary_cache_dir()
+
+
+@functools.cache
+def _temporary_cache_dir() -> Path:
+    folder = Path(tempfile.gettempdir()) / f"robustkit-cache-{os.getuid()}"
+    warnings.warn(
+        f"no home folder (HOME unset, no passwd entry for uid {os.getuid()}); caching in "
+        f"{folder}; set ROBUSTKIT_CACHE_DIR to choose another folder",
+        UserWarning,
+        stacklevel=3,
+    )
+    return folder
 
 
 def offline() -> bool:
@@ -42,6 +64,38 @@ def md5_of(path: str | PathLike[str]) -> str:
     """The hex md5 of a file's bytes, read in chunks."""
     with open(path, "rb") as file:
         return hashlib.file_digest(file, "md5").hexdigest()
+
+
+#: The file that remembers verified checksums by file identity (path, size, mtime, inode).
+_VERIFIED_FILE = "verified-md5.json"
+
+
+def _identity(path: Path) -> str:
+    info = path.stat()
+    return f"{path.resolve()}|{info.st_size}|{info.st_mtime_ns}|{info.st_ino}"
+
+
+def cached_md5(path: str | PathLike[str]) -> str:
+    """``md5_of(path)``, remembered in the user cache while the file's size, mtime and
+    inode stay the same, so checking the data on every run costs nothing after the first."""
+    path = Path(path)
+    identity = _identity(path)
+    store = cache_dir() / _VERIFIED_FILE
+    try:
+        known = json.loads(store.read_text(encoding="utf-8"))
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known.get(identity), str):
+        return known[identity]
+    digest = md5_of(path)
+    known[identity] = digest
+    with contextlib.suppress(OSError, RobustkitError):  # an unwritable cache only costs time
+        store.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(store) as handle:
+            json.dump(known, handle)
+    return digest
 
 
 def fetch(

@@ -11,6 +11,7 @@ import itertools
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,12 @@ class PluginSpec:
         raise RobustkitError(f"cannot read {what} {value!r}; expected 'name[:key=value,...]'")
 
     def expand(self) -> list[PluginSpec]:
-        """One spec per combination of list-valued parameters."""
+        """One spec per combination of list-valued parameters (an empty list is an error)."""
+        for key, value in self.params.items():
+            if isinstance(value, list) and not value:
+                raise RobustkitError(
+                    f"{self.name}: {key} = [] is an empty list; give at least one value"
+                )
         keys = list(self.params)
         choices = [v if isinstance(v, list) else [v] for v in self.params.values()]
         return [
@@ -73,16 +79,40 @@ def _specs(values: Any, what: str) -> list[PluginSpec]:
         isinstance(values, tuple) and len(values) == 2 and isinstance(values[1], dict)
     ):
         values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise RobustkitError(
+            f"{what} must be a plugin name (optionally 'name:key=value,...'), a table with "
+            f"a name, or a list of these; got {values!r}"
+        )
+    if not values:
+        raise RobustkitError(f"{what} is an empty list; give at least one {what}")
     specs = [PluginSpec.coerce(value, what) for value in values]
     return [expanded for spec in specs for expanded in spec.expand()]
 
 
 def _numbers(values: Any, what: str, minimum: float | None) -> list[float]:
-    if isinstance(values, str):
-        return parse_float_list(values, what, minimum=minimum)
-    if isinstance(values, (int, float)):
+    """Numbers from a number, a comma-separated string, or a list of either (repeated
+    command-line options arrive as a list); an empty list or list item is an error."""
+    if isinstance(values, (str, int, float)) and not isinstance(values, bool):
         values = [values]
-    return parse_float_list(",".join(str(v) for v in values), what, minimum=minimum)
+    if not isinstance(values, (list, tuple)) or not values:
+        raise RobustkitError(f"{what} must be a number or a non-empty list of numbers")
+    items = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise RobustkitError(f"{what} must hold numbers; got {value!r}")
+        parts = str(value).split(",")
+        if any(not part.strip() for part in parts):
+            raise RobustkitError(f"{what} has an empty item in {str(value)!r}; expected 0.05,0.1")
+        items.extend(part.strip() for part in parts)
+    return parse_float_list(",".join(items), what, minimum=minimum)
+
+
+def check_jobs(jobs: Any) -> int:
+    """``jobs`` as -1 (every core) or an integer >= 1."""
+    if isinstance(jobs, bool) or not isinstance(jobs, Integral) or (jobs < 1 and jobs != -1):
+        raise RobustkitError(f"jobs must be -1 (every core) or an integer >= 1, got {jobs!r}")
+    return int(jobs)
 
 
 def _accepts(kind: str, name: str, param: str) -> bool:
@@ -138,6 +168,8 @@ class Grid:
         if dataset is not None:
             grid.dataset = PluginSpec.coerce(dataset, "dataset")
         if data_dir is not None:
+            if not isinstance(data_dir, (str, Path)):
+                raise RobustkitError(f"data_dir must be a folder path, got {data_dir!r}")
             grid.data_dir = Path(data_dir)
         for name, value in (
             ("n_samples", n_samples),
@@ -170,6 +202,11 @@ class Grid:
             )
         values = {**data, **{k: v for k, v in overrides.items() if v is not None}}
         if "data_dir" in data and overrides.get("data_dir") is None:
+            if not isinstance(data["data_dir"], str):
+                raise RobustkitError(
+                    f"grid file {path}: data_dir must be a folder path (text), "
+                    f"got {data['data_dir']!r}"
+                )
             values["data_dir"] = path.parent / data["data_dir"]
         try:
             return cls.build(**values)
@@ -180,9 +217,9 @@ class Grid:
         """Check names, parameter names and numbers before anything trains."""
         check_int("n_samples", self.n_samples)
         check_sample_set(self.samples)
-        check_int("jobs", self.jobs)
+        check_jobs(self.jobs)
         check_int("seed", self.seed, 0)
-        if self.eps_unit not in EPS_UNITS:
+        if not isinstance(self.eps_unit, str) or self.eps_unit not in EPS_UNITS:
             raise RobustkitError(
                 f"eps_unit must be one of {', '.join(EPS_UNITS)}, got {self.eps_unit!r}"
             )
@@ -196,6 +233,26 @@ class Grid:
                 raise RobustkitError(f"the grid needs at least one {kind}")
             for spec in specs:
                 registry(kind).create(spec.name, **spec.params)  # names and parameters
+        if self.eps_unit == "range" and max(self.epsilons) > 1:
+            raise RobustkitError(
+                f"eps {max(self.epsilons):g} is more than the whole input range; with "
+                "eps_unit 'range' ε is a fraction of the range, from 0 to 1"
+            )
+        if self.lams and not any(_accepts("model", m.name, "lam") for m in self.models):
+            names = ", ".join(sorted({m.name for m in self.models}))
+            raise RobustkitError(
+                f"lam is given, but no model in the grid takes λ ({names}); "
+                "drop --lam / lam or add a model with a lam parameter such as rbf"
+            )
+
+    def check_budgets(self, bounds: tuple[float, float]) -> None:
+        """With absolute ε, no budget may exceed the data's range (checked once loaded)."""
+        span = float(bounds[1]) - float(bounds[0])
+        if self.eps_unit == "absolute" and max(self.epsilons) > span:
+            raise RobustkitError(
+                f"eps {max(self.epsilons):g} (absolute) is more than the data's whole input "
+                f"range {span:g} ([{bounds[0]:g}, {bounds[1]:g}])"
+            )
 
     def recipes(self) -> list[Recipe]:
         """One recipe per (model, defense, λ), seeded, without duplicates."""

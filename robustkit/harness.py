@@ -11,9 +11,11 @@ a sample as broken if any attack broke it.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import platform
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +28,16 @@ from . import __version__
 from .cache import ModelCache, data_fingerprint
 from .errors import DataError
 from .grid import Grid, PluginSpec
-from .interfaces import GRADIENT_ATTACK, Attack, DataSplit, Model, require_capabilities
+from .interfaces import (
+    GRADIENT_ATTACK,
+    Attack,
+    DataSplit,
+    EpochCallback,
+    Model,
+    require_capabilities,
+)
 from .metrics import attack_metrics, clean_metrics, rate, sample_set_metrics, worst_case
-from .parallel import run_parallel
+from .parallel import effective_jobs, run_parallel
 from .persistence import Recipe
 from .plugins import create, registry
 from .result import EvaluationResult
@@ -94,9 +103,14 @@ def check_split(split: DataSplit) -> None:
             )
 
 
-def _fit(model: Model, X: np.ndarray, y: np.ndarray) -> tuple[Model, float]:
+def _fit(
+    model: Model, X: np.ndarray, y: np.ndarray, callback: EpochCallback | None = None
+) -> tuple[Model, float]:
     start = time.perf_counter()
-    model.fit(X, y)
+    if callback is not None and _takes_callback(model):
+        model.fit(X, y, callback=callback)
+    else:
+        model.fit(X, y)
     return model, time.perf_counter() - start
 
 
@@ -110,6 +124,11 @@ def one_blas_thread() -> Any:
 def _predict(model: Model, X: np.ndarray) -> np.ndarray:
     with one_blas_thread():
         return np.asarray(model.predict(X))
+
+
+def _takes_callback(model: Model) -> bool:
+    parameters = inspect.signature(model.fit).parameters
+    return "callback" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def _attack(
@@ -191,17 +210,40 @@ def _lam_of(model: Model) -> float | None:
     return None if lam is None else float(lam)
 
 
+def _epochs_of(model: Model) -> int:
+    """Training epochs of ``model`` (1 if it has none), for the progress bar."""
+    params = model.get_params(deep=True)
+    epochs = params.get("epochs", params.get("model__epochs"))
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 else 1
+
+
 def _label(name: str, params: dict[str, Any], hidden: Iterable[str] = ()) -> str:
     shown = {k: v for k, v in params.items() if k not in hidden}
     return PluginSpec(name, shown).label
 
 
-def _model_label(recipe: Recipe) -> str:
-    return _label(recipe.model, recipe.model_params, ("random_state",))
+def _recipe_key(recipe: Recipe) -> str:
+    return json.dumps(recipe.to_dict(), sort_keys=True, default=str)
 
 
-def _defense_label(recipe: Recipe) -> str:
-    return _label(recipe.defense or "none", recipe.defense_params, ("random_state", "lam"))
+def _recipe_labels(recipes: list[Recipe]) -> dict[str, tuple[str, str]]:
+    """Table labels (model, defense) of each recipe: ``random_state`` is hidden unless
+    two recipes would otherwise look the same (e.g. ``rbf:random_state=1`` and ``=2``)."""
+
+    def labels(recipe: Recipe, seed: tuple[str, ...]) -> tuple[str, str, Any]:
+        lam = recipe.model_params.get("lam", recipe.defense_params.get("lam"))
+        return (
+            _label(recipe.model, recipe.model_params, seed),
+            _label(recipe.defense or "none", recipe.defense_params, (*seed, "lam")),
+            lam,
+        )
+
+    short = [labels(recipe, ("random_state",)) for recipe in recipes]
+    counts = Counter(map(str, short))
+    return {
+        _recipe_key(recipe): (labels(recipe, ()) if counts[str(brief)] > 1 else brief)[:2]
+        for recipe, brief in zip(recipes, short, strict=True)
+    }
 
 
 def _mean(values: np.ndarray) -> float:
@@ -233,25 +275,41 @@ class Harness:
         grid = self.grid
         grid.validate()
         started = time.perf_counter()
-        split = create("dataset", grid.dataset.name, **grid.dataset.params).load(grid.data_dir)
-        check_split(split)
-        check_sample_count(grid.n_samples, len(split.X_test), split.name)
         recipes = grid.recipes()
+        self._labels = _recipe_labels(recipes)
         attacks = [(spec, create("attack", spec.name, **spec.params)) for spec in grid.attacks]
         unfitted = [recipe.build() for recipe in recipes]
         for model in unfitted:  # every mismatch is found before anything trains
             for spec, attack in attacks:
                 require_capabilities(model, attack.requires, f"attack {spec.name!r}")
-        self._total = len(recipes) + len(recipes) * len(attacks)
+        self._total = sum(map(_epochs_of, unfitted)) + len(recipes) * len(attacks)
         self._done = 0
+        self.progress(f"loading {grid.dataset.name}", 0, self._total)  # the bar shows at once
+        split = create("dataset", grid.dataset.name, **grid.dataset.params).load(grid.data_dir)
+        check_split(split)
+        grid.check_budgets(split.bounds)
+        check_sample_count(grid.n_samples, len(split.X_test), split.name)
         trained = self._train(split, recipes, unfitted)
         rows, cells = self._attack_all(split, trained, attacks)
         meta = self._meta(split, recipes, trained, time.perf_counter() - started)
         return EvaluationResult(rows=rows, meta=meta, warnings=sanity_warnings(rows), cells=cells)
 
-    def _step(self, label: str) -> None:
-        self._done += 1
+    def _labels_of(self, recipe: Recipe) -> tuple[str, str]:
+        """The (model, defense) labels of ``recipe`` in tables and rows."""
+        return self._labels[_recipe_key(recipe)]
+
+    def _step(self, label: str, units: int = 1) -> None:
+        self._done += units
         self.progress(label, self._done, self._total)
+
+    def _epoch_progress(self, recipe: Recipe, reported: list[int]) -> EpochCallback:
+        """A ``fit`` callback moving the bar by one unit per epoch (jobs=1 only)."""
+
+        def on_epoch(record: dict[str, float]) -> None:
+            reported[0] += 1
+            self._step(f"training {recipe.model}/{recipe.defense} epoch {reported[0]}")
+
+        return on_epoch
 
     def _train(
         self, split: DataSplit, recipes: list[Recipe], unfitted: list[Model]
@@ -265,23 +323,37 @@ class Harness:
         models: dict[int, tuple[Model, float, bool]] = {}
         to_fit = []
         for i, recipe in enumerate(recipes):
-            hit = self.cache.load(keys[i]) if self.cache else None
+            hit = self.cache.load(keys[i], recipe) if self.cache else None
             if hit is not None:
                 model, extra = hit
-                models[i] = (model, float(extra.get("train_seconds", 0.0)), True)
-                self._step(f"cached {recipe.model}/{recipe.defense}")
+                seconds = extra.get("train_seconds", 0.0)
+                seconds = float(seconds) if isinstance(seconds, (int, float)) else 0.0
+                models[i] = (model, seconds, True)
+                self._step(f"cached {recipe.model}/{recipe.defense}", _epochs_of(unfitted[i]))
             else:
                 to_fit.append(i)
+        serial = effective_jobs(self.grid.jobs, len(to_fit)) == 1
+        reported = {i: [0] for i in to_fit}
         fitted = run_parallel(
             _fit,
             self.grid.jobs,
-            ((unfitted[i], split.X_train, split.y_train) for i in to_fit),
+            (
+                (
+                    unfitted[i],
+                    split.X_train,
+                    split.y_train,
+                    self._epoch_progress(recipes[i], reported[i]) if serial else None,
+                )
+                for i in to_fit
+            ),
         )
         for i, (model, seconds) in zip(to_fit, fitted, strict=True):
             models[i] = (model, seconds, False)
             if self.cache:
-                self.cache.store(keys[i], recipes[i], model, {"train_seconds": seconds})
-            self._step(f"trained {recipes[i].model}/{recipes[i].defense}")
+                extra = {"train_seconds": seconds, "dataset": dataset}
+                self.cache.store(keys[i], recipes[i], model, extra)
+            remaining = max(_epochs_of(unfitted[i]) - reported[i][0], 0)
+            self._step(f"trained {recipes[i].model}/{recipes[i].defense}", remaining)
         return [self._clean(split, recipe, *models[i]) for i, recipe in enumerate(recipes)]
 
     def _clean(
@@ -384,8 +456,8 @@ class Harness:
             adversarials = np.repeat(clean[None], n_eps, axis=0)
             adversarials[:, t.attacked] = outcome.adversarials
         return SampleCell(
-            model=_model_label(t.recipe),
-            defense=_defense_label(t.recipe),
+            model=self._labels_of(t.recipe)[0],
+            defense=self._labels_of(t.recipe)[1],
             lam=_lam_of(t.model),
             attack=attack,
             seed=seed,
@@ -460,9 +532,10 @@ class Harness:
         seconds: float,
         metrics: dict[str, float],
     ) -> dict[str, Any]:
+        model_label, defense_label = self._labels_of(t.recipe)
         return {
-            "model": _model_label(t.recipe),
-            "defense": _defense_label(t.recipe),
+            "model": model_label,
+            "defense": defense_label,
             "attack": attack,
             "dataset": split.name,
             "eps": float(epsilon),
@@ -525,8 +598,8 @@ class Harness:
         return meta | {
             "per_model": [
                 {
-                    "model": _model_label(t.recipe),
-                    "defense": _defense_label(t.recipe),
+                    "model": self._labels_of(t.recipe)[0],
+                    "defense": self._labels_of(t.recipe)[1],
                     "lam": _lam_of(t.model),
                     "indices": t.sample_index.tolist(),
                 }

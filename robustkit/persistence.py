@@ -1,27 +1,26 @@
-"""Saving trained models as ``.npz`` without pickle, and writing any output file atomically.
+"""Saving trained models as ``.npz`` without pickle, and loading them back with checks.
 
 A file holds the *recipe* (model and defense names with their parameters) as JSON and
 the fitted arrays; loading rebuilds the model from installed plugins and restores the
-arrays, so no code or pickled object is ever read from the file.
+arrays, so no code or pickled object is ever read from the file. A malformed file of any
+kind is a one-line RobustkitError. (``atomic_write`` lives in ``robustkit.outputs``.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-import zipfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from . import __version__
 from .errors import RobustkitError
 from .interfaces import Model
+from .npz import NpzError, read_npz
+from .outputs import atomic_write
 from .plugins import create
 
 FORMAT = "robustkit-model"
@@ -49,27 +48,6 @@ class Recipe:
         return asdict(self)
 
 
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file beside ``path`` and move it into place only on success."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise RobustkitError(f"cannot write {path}: folder {directory} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise RobustkitError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def save_model(
     path: str | os.PathLike, recipe: Recipe, model: Model, extra: dict | None = None
 ) -> None:
@@ -88,32 +66,79 @@ def save_model(
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The metadata and fitted arrays of a saved model; a clear error if it is not ours."""
+    """The checked metadata and fitted arrays of a saved model; a one-line error on any
+    file that is not a well-formed robustkit model (see ``robustkit.npz``)."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if _META_KEY not in data.files:
-                raise RobustkitError(f"{path} is not a robustkit model file (no metadata)")
-            meta = json.loads(str(data[_META_KEY]))
-            state = {
-                key.removeprefix("state/"): data[key]
-                for key in data.files
-                if key.startswith("state/")
-            }
+        arrays = read_npz(path)
     except FileNotFoundError:
         raise RobustkitError(f"model file {path} does not exist") from None
-    except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        if isinstance(exc, RobustkitError):
-            raise
+    except NpzError as exc:
         raise RobustkitError(f"{path} is not a robustkit model file ({exc})") from None
-    if meta.get("format") != FORMAT:
+    meta_array = arrays.pop(_META_KEY, None)
+    if meta_array is None:
+        raise RobustkitError(f"{path} is not a robustkit model file (no metadata)")
+    if meta_array.shape != () or meta_array.dtype.kind != "U":
+        raise RobustkitError(f"{path} is not a robustkit model file (metadata is not text)")
+    try:
+        meta = json.loads(str(meta_array))
+    except json.JSONDecodeError as exc:
+        raise RobustkitError(f"{path} is not a robustkit model file ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise RobustkitError(f"{path} is not a robustkit model file")
     if meta.get("format_version") != FORMAT_VERSION:
         raise RobustkitError(
             f"{path} has model format version {meta.get('format_version')!r}; "
             f"this robustkit {__version__} reads version {FORMAT_VERSION}"
         )
+    _check_meta(meta, path)
+    unknown = sorted(key for key in arrays if not key.startswith("state/"))
+    if unknown:
+        raise RobustkitError(f"{path} holds unexpected arrays: {', '.join(unknown)}")
+    state = {key.removeprefix("state/"): value for key, value in arrays.items()}
     return meta, state
+
+
+_META_TYPES = {"robustkit_version": str, "recipe": dict, "extra": dict}
+_RECIPE_TYPES = {
+    "model": str,
+    "model_params": dict,
+    "defense": (str, type(None)),
+    "defense_params": dict,
+}
+
+
+def _check_meta(meta: dict[str, Any], path: Path) -> None:
+    """Every metadata field present with the right type (an edited file fails here)."""
+    for fields, where in ((_META_TYPES, meta), (_RECIPE_TYPES, meta.get("recipe"))):
+        if not isinstance(where, dict):
+            raise RobustkitError(f"{path}: broken metadata: 'recipe' is not a table")
+        for key, kind in fields.items():
+            if key not in where:
+                raise RobustkitError(f"{path}: broken metadata: no {key!r}")
+            if not isinstance(where[key], kind):
+                raise RobustkitError(
+                    f"{path}: broken metadata: {key!r} is {type(where[key]).__name__}"
+                )
+    extra_keys = sorted(set(meta["recipe"]) - set(_RECIPE_TYPES))
+    if extra_keys:
+        raise RobustkitError(f"{path}: broken metadata: unknown recipe key {extra_keys[0]!r}")
+
+
+def _check_state(state: dict[str, np.ndarray], path: str | os.PathLike) -> None:
+    """Numbers in a fitted state must be finite: NaN weights are no model."""
+    for key, value in state.items():
+        if value.dtype.kind in "fc" and not np.isfinite(value).all():
+            raise RobustkitError(f"{path}: state array {key!r} holds NaN or infinite values")
+        if value.dtype.kind not in "biufcUS":
+            raise RobustkitError(f"{path}: state array {key!r} has unsupported type {value.dtype}")
+
+
+def _check_classes(model: Model, path: str | os.PathLike) -> None:
+    """``classes_`` must be unique and sorted, as scikit-learn estimators keep them."""
+    classes = np.asarray(getattr(model, "classes_", []))
+    if classes.ndim != 1 or len(classes) < 1 or not np.array_equal(np.unique(classes), classes):
+        raise RobustkitError(f"{path}: the model's classes are not unique and sorted")
 
 
 def restore_model(
@@ -121,11 +146,18 @@ def restore_model(
 ) -> tuple[Recipe, Model]:
     """Rebuild the model that ``read_model_file`` described from installed plugins."""
     recipe = Recipe(**meta["recipe"])
-    model = recipe.build()
+    _check_state(state, path)
+    try:
+        model = recipe.build()
+    except (RobustkitError, TypeError, ValueError) as exc:  # e.g. a plugin not installed
+        raise RobustkitError(f"{path}: cannot rebuild its model: {exc}") from None
     try:
         model.set_state(state)
-    except (KeyError, ValueError) as exc:
+    except RobustkitError as exc:
         raise RobustkitError(f"{path} does not fit model {recipe.model!r}: {exc}") from None
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise RobustkitError(f"{path} does not fit model {recipe.model!r}: {exc}") from None
+    _check_classes(model, path)
     return recipe, model
 
 

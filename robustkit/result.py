@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .persistence import atomic_write
+from .outputs import atomic_write
 from .samples import SampleCell, write_samples_file
 from .tables import report
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,8 @@ from tabulate import tabulate
 from . import __version__
 from .errors import RobustkitError
 from .metrics import outcomes
-from .persistence import atomic_write
+from .npz import NpzError, read_npz
+from .outputs import atomic_write
 
 #: How the sample set is chosen (``--samples``).
 SAMPLE_SETS = ("first", "correct")
@@ -154,10 +154,14 @@ def write_samples_file(
         np.savez_compressed(handle, **arrays)
 
 
-def _header(data: Any, path: Path) -> dict[str, Any]:
-    if _META_KEY not in data.files:
+def _header(arrays: dict[str, np.ndarray], path: Path) -> dict[str, Any]:
+    meta = arrays.get(_META_KEY)
+    if meta is None or meta.shape != () or meta.dtype.kind != "U":
         raise RobustkitError(f"{path} is not a robustkit sample file (no metadata)")
-    header = json.loads(str(data[_META_KEY]))
+    try:
+        header = json.loads(str(meta))
+    except json.JSONDecodeError as exc:
+        raise RobustkitError(f"{path} is not a robustkit sample file ({exc})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise RobustkitError(f"{path} is not a robustkit sample file")
     if header.get("format_version") != FORMAT_VERSION:
@@ -168,40 +172,41 @@ def _header(data: Any, path: Path) -> dict[str, Any]:
     return header
 
 
-def read_samples_file(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The header and, per cell, its record plus arrays; a clear error if it is not ours."""
-    path = Path(path)
+def _read(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            header = _header(data, path)
-            cells = []
-            for i, record in enumerate(header["cells"]):
-                prefix = f"cell{i}/"
-                arrays = {
-                    key.removeprefix(prefix): data[key]
-                    for key in data.files
-                    if key.startswith(prefix)
-                }
-                cells.append({**record, **arrays})
+        return read_npz(path)
     except FileNotFoundError:
         raise RobustkitError(f"sample file {path} does not exist") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, RobustkitError):
-            raise
+    except NpzError as exc:
         raise RobustkitError(f"{path} is not a robustkit sample file ({exc})") from None
-    return header, cells
+
+
+def read_samples_file(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and, per cell, its record plus arrays; a clear error if it is not ours.
+
+    Read through ``robustkit.npz``, so a truncated, corrupt or oversized file is one line.
+    """
+    path = Path(path)
+    arrays = _read(path)
+    header = _header(arrays, path)
+    cells = header.get("cells")
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        raise RobustkitError(f"{path} is not a robustkit sample file (no cell records)")
+    out = []
+    for i, record in enumerate(cells):
+        prefix = f"cell{i}/"
+        cell = {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
+        out.append({**record, **cell})
+    return header, out
 
 
 def is_samples_file(path: str | os.PathLike) -> bool:
     """True if ``path`` is an ``.npz`` whose metadata says it is a sample file."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if _META_KEY not in data.files:
-                return False
-            header = json.loads(str(data[_META_KEY]))
-    except (OSError, ValueError, zipfile.BadZipFile):
+        _header(_read(Path(path)), Path(path))
+    except RobustkitError:
         return False
-    return isinstance(header, dict) and header.get("format") == FORMAT
+    return True
 
 
 def describe_samples(path: str | os.PathLike) -> str:

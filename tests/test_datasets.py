@@ -25,10 +25,13 @@ FILES = (
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch, tmp_path):
-    """No data folder or offline flag from the caller's shell; a throw-away cache."""
+    """No data folder or offline flag from the caller's shell; a throw-away cache. The
+    small synthetic IDX files here are not the canonical ones, so checksums are off
+    (test_data_checksums.py tests them on the real files)."""
     monkeypatch.delenv("ROBUSTKIT_DATA_DIR", raising=False)
     monkeypatch.delenv("ROBUSTKIT_OFFLINE", raising=False)
     monkeypatch.setenv("ROBUSTKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ROBUSTKIT_VERIFY_DATA", "0")
 
 
 @pytest.fixture
@@ -427,12 +430,12 @@ def test_plugins_are_registered(fresh_plugins):
         assert description and "\n" not in description
     dataset = robustkit.create("dataset", "mnist", n_train=5)
     assert isinstance(dataset, MNIST)
-    assert dataset.get_params() == {"n_train": 5, "n_test": None, "pca": None}
+    assert dataset.get_params() == {"n_train": 5, "n_test": None, "pca": None, "verify": True}
 
 
 def test_datasets_follow_estimator_conventions():
     params = clone(FashionMNIST(n_test=3)).get_params()
-    assert params == {"n_train": None, "n_test": 3, "pca": None}
+    assert params == {"n_train": None, "n_test": 3, "pca": None, "verify": True}
     assert Digits(random_state=4).get_params() == {"random_state": 4, "pca": None}
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import robustkit
 from robustkit import CapabilityError, Grid, Harness, Model, RobustkitError, evaluate, harness
-from robustkit.cache import ModelCache
+from robustkit.cache import CacheWarning, ModelCache
 from robustkit.testing import temporary_plugin
 
 FAST_RBF = "rbf:epochs=3"
@@ -114,7 +114,8 @@ def test_unreadable_cache_file_is_retrained(tmp_path):
     evaluate(FAST_HINGE, n_samples=10, eps=[0.1], cache_dir=tmp_path)
     (path,) = tmp_path.glob("*.npz")
     path.write_bytes(b"not a zip file")
-    result = evaluate(FAST_HINGE, n_samples=10, eps=[0.1], cache_dir=tmp_path)
+    with pytest.warns(CacheWarning, match="not a robustkit model file"):
+        result = evaluate(FAST_HINGE, n_samples=10, eps=[0.1], cache_dir=tmp_path)
     assert not result.rows[0]["cached"]
 
 
@@ -174,11 +175,21 @@ def test_gradient_free_model_runs_with_noise_attack():
     assert result.rows[0]["n_samples"] == 10
 
 
-def test_harness_progress_reports_every_step():
+def test_harness_progress_shows_at_once_and_moves_per_epoch():
     seen = []
-    grid = Grid.build(model=[FAST_HINGE], attack=["fgsm", "noise"], eps=[0.1], n_samples=5)
-    Harness(grid, progress=lambda label, done, total: seen.append((done, total))).run()
-    assert seen == [(1, 3), (2, 3), (3, 3)]
+    model = ("hinge", {"epochs": 3, "hidden": 16})
+    grid = Grid.build(model=[model], attack=["fgsm", "noise"], eps=[0.1], n_samples=5)
+    Harness(grid, progress=lambda label, done, total: seen.append((label, done, total))).run()
+    assert seen[0] == ("loading digits", 0, 5)  # before the data loads and anything trains
+    assert [(done, total) for _, done, total in seen[1:]] == [
+        (1, 5),
+        (2, 5),
+        (3, 5),  # one step per epoch, then the last epoch's "trained" step adds nothing
+        (3, 5),
+        (4, 5),
+        (5, 5),
+    ]
+    assert "epoch 2" in seen[2][0] and seen[4][0].startswith("trained")
 
 
 def test_cache_store_reports_unsaveable_models(tmp_path):

@@ -56,6 +56,18 @@ class Task:
     key: tuple
     cost: float  # rough seconds, to start the longest tasks first
 
+    def describe(self) -> str:
+        """What the task does, in words, for the progress lines."""
+        if self.kind == "train":
+            question, index, run = self.key
+            return f"trained question {question}, row {index + 1}: {run.model}"
+        group, space = self.key
+        if self.kind == "noise":
+            return "compared question 7's noise distributions in PCA-feature space"
+        grids = ", ".join(GRID_GROUPS[group])
+        where = "PCA-feature space" if space == "pca" else "pixel space"
+        return f"evaluated the {group} grids ({grids} and stronger attacks) in {where}"
+
     def run(self, data_dir: str, quick: bool, cache_root: str) -> dict[str, Any]:
         """Do the work with one BLAS thread (the matrices are small; two workers share
         the cores) and return plain data."""
@@ -124,6 +136,13 @@ def run_all(data_dir: str, *, quick: bool, jobs: int) -> Results:
     cache_root = tempfile.mkdtemp(prefix="robustkit-reproduce-")
     try:
         todo = tasks()
+        n_train = sum(task.kind == "train" for task in todo)
+        print(
+            f"running {len(todo)} tasks ({n_train} training runs of questions 1-5, "
+            f"{len(todo) - n_train} groups of evaluation grids of questions 6-8) "
+            f"in {jobs} worker processes{', quick mode' if quick else ''}",
+            flush=True,
+        )
         outcomes = Parallel(n_jobs=jobs, return_as="generator", batch_size=1)(
             delayed(task.run)(data_dir, quick, cache_root) for task in todo
         )
@@ -136,7 +155,7 @@ def run_all(data_dir: str, *, quick: bool, jobs: int) -> Results:
                     grids[key], grid_seconds[key] = result.rows, seconds
                     meta[key], warnings[key] = result.meta, result.warnings
             elapsed = time.perf_counter() - start
-            print(f"[{done}/{len(todo)}] {task.kind} {task.key[:2]} ({elapsed:.0f} s)", flush=True)
+            print(f"[{done}/{len(todo)}] {task.describe()}; {elapsed:.0f} s so far", flush=True)
     finally:
         shutil.rmtree(cache_root, ignore_errors=True)
     return Results(
