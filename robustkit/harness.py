@@ -21,8 +21,16 @@ import numpy as np
 from . import __version__
 from .cache import ModelCache, data_fingerprint
 from .errors import DataError, RobustkitError
+from .faults import plugin_call
 from .grid import Grid, PluginSpec
-from .interfaces import GRADIENT_ATTACK, Attack, DataSplit, Model, require_capabilities
+from .interfaces import (
+    GRADIENT_ATTACK,
+    Attack,
+    DataSplit,
+    Model,
+    fit_model,
+    require_capabilities,
+)
 from .metrics import attack_metrics, clean_metrics
 from .parallel import run_parallel
 from .persistence import Recipe
@@ -67,9 +75,12 @@ def check_split(split: DataSplit) -> None:
             )
 
 
-def _fit(model: Model, X: np.ndarray, y: np.ndarray) -> tuple[Model, float]:
+def _fit(
+    model: Model, X: np.ndarray, y: np.ndarray, bounds: tuple[float, float] | None = None
+) -> tuple[Model, float]:
     start = time.perf_counter()
-    model.fit(X, y)
+    with plugin_call("fit", model):
+        fit_model(model, X, y, bounds=bounds)
     return model, time.perf_counter() - start
 
 
@@ -88,10 +99,12 @@ def _attack(
     start = time.perf_counter()
     span = bounds[1] - bounds[0]
     fractions = [e * unit / span for e in eps]
-    result = attack.perturb(
-        model, X, y, fractions, bounds=bounds, random_state=seed, image_shape=image_shape
-    )
-    predictions = np.stack([model.predict(adv) for adv in result.adversarials])
+    with plugin_call("perturb", attack):
+        result = attack.perturb(
+            model, X, y, fractions, bounds=bounds, random_state=seed, image_shape=image_shape
+        )
+    with plugin_call("predict", model):
+        predictions = np.stack([model.predict(adv) for adv in result.adversarials])
     seconds = time.perf_counter() - start
     delta = (result.adversarials - X[None]).reshape(len(eps), len(X), -1)
     linf = np.abs(delta).max(axis=2) / unit
@@ -133,12 +146,16 @@ class Harness:
         grid = self.grid
         grid.validate()
         started = time.perf_counter()
-        split = create("dataset", grid.dataset.name, **grid.dataset.params).load(grid.data_dir)
+        dataset = create("dataset", grid.dataset.name, **grid.dataset.params)
+        with plugin_call("load", dataset):
+            split = dataset.load(grid.data_dir)
         check_split(split)
         recipes = grid.recipes()
         attacks = [(spec, create("attack", spec.name, **spec.params)) for spec in grid.attacks]
         unfitted = [recipe.build() for recipe in recipes]
-        for model in unfitted:  # every mismatch is found before anything trains
+        for model in unfitted:  # every bad value and mismatch is found before anything trains
+            with plugin_call("validate", model):
+                model.validate()
             for spec, attack in attacks:
                 require_capabilities(model, attack.requires, f"attack {spec.name!r}")
         self._total = len(recipes) + len(recipes) * len(attacks)
@@ -174,7 +191,7 @@ class Harness:
         fitted = run_parallel(
             _fit,
             self.grid.jobs,
-            ((unfitted[i], split.X_train, split.y_train) for i in to_fit),
+            ((unfitted[i], split.X_train, split.y_train, split.bounds) for i in to_fit),
         )
         for i, (model, seconds) in zip(to_fit, fitted, strict=True):
             models[i] = (model, seconds, False)
@@ -186,7 +203,8 @@ class Harness:
     def _clean(
         self, split: DataSplit, recipe: Recipe, model: Model, seconds: float, cached: bool
     ) -> Trained:
-        predictions = model.predict(split.X_test)
+        with plugin_call("predict", model):
+            predictions = model.predict(split.X_test)
         correct = np.flatnonzero(predictions == split.y_test)
         if len(correct) < self.grid.n_samples:
             raise RobustkitError(

@@ -6,13 +6,14 @@ from robustkit.errors import RobustkitError
 from robustkit.params import parse_float_list, parse_spec, parse_value
 
 
-def test_parse_spec_with_typed_values():
-    assert parse_spec("rbf:lr=0.05,epochs=10,reject=true,name=x,pca=none") == (
+def test_parse_spec_keeps_text_and_parse_value_infers():
+    assert parse_spec("rbf:lr=0.05,epochs=10,reject=true,pca=none") == (
         "rbf",
-        {"lr": 0.05, "epochs": 10, "reject": True, "name": "x", "pca": None},
+        {"lr": "0.05", "epochs": "10", "reject": "true", "pca": "none"},
     )
     assert parse_spec("fgsm") == ("fgsm", {})
     assert isinstance(parse_value("10"), int) and isinstance(parse_value("1e-3"), float)
+    assert parse_value("28x28") == (28, 28) and parse_value("none") is None
 
 
 @pytest.mark.parametrize("spec", [":lr=1", "rbf:lr", "rbf:=3"])

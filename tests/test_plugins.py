@@ -9,7 +9,7 @@ from click.testing import CliRunner
 import robustkit
 from robustkit import plugins
 from robustkit.cli import cli
-from robustkit.errors import PluginError
+from robustkit.errors import PluginError, PluginWarning
 
 GOOD_PLUGIN = """
 from robustkit import Attack, hookimpl
@@ -101,14 +101,14 @@ def test_misspelled_hook_is_a_load_error(tmp_path, monkeypatch):
     assert "fgsm" in robustkit.registry("attack").names()
 
 
-def test_duplicate_name_names_both_sources(tmp_path, monkeypatch):
+def test_duplicate_name_keeps_the_builtin_and_warns_naming_both(tmp_path, monkeypatch):
     install_fake(tmp_path, monkeypatch, "robustkit-dup", "rk_dup", GOOD_PLUGIN.format(name="fgsm"))
-    with pytest.raises(PluginError) as caught:
-        robustkit.registry("attack")
-    message = str(caught.value)
-    assert "registered twice" in message
-    assert "plugin 'rk_dup' (robustkit-dup 1.0)" in message
-    assert f"(robustkit {robustkit.__version__})" in message
+    with pytest.warns(PluginWarning, match="registered twice") as caught:
+        entry = robustkit.registry("attack").get("fgsm")
+    assert entry.source.distribution == "robustkit"  # the built-in wins
+    message = str(caught[0].message)
+    assert "plugin 'rk_dup' (robustkit-dup 1.0) (ignored)" in message
+    assert f"(robustkit {robustkit.__version__}) (kept)" in message
 
 
 def test_load_plugins_allow_list_keeps_builtins(tmp_path, monkeypatch):
