@@ -20,6 +20,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pluggy
@@ -181,11 +182,8 @@ class PluginHost:
                         if impl.plugin_name != plugin_name:
                             continue
 
-                        def register(name: Any, cls: Any, kind: str = kind) -> None:
-                            calls.append((kind, name, cls))
-
                         with stdout_to_stderr():
-                            impl.function(register=register)
+                            impl.function(register=partial(_collect, calls, kind))
             except Exception as exc:
                 info.error = f"{hook_name} raised {first_line(exc)}"
                 self.pm.unregister(name=plugin_name)
@@ -205,6 +203,11 @@ class PluginHost:
             except Exception as exc:
                 info.error = f"register_commands raised {first_line(exc)}"
                 self._fail(info, f"failed in {info.error}", exc, PluginFault)
+
+
+def _collect(calls: list[tuple[str, Any, Any]], kind: str, name: Any, cls: Any) -> None:
+    """The ``register`` callback: remember the call; it is checked once the hook returns."""
+    calls.append((kind, name, cls))
 
 
 def _allowed_distributions() -> set[str] | None:
