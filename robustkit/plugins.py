@@ -187,7 +187,7 @@ class PluginHost:
             except Exception as exc:
                 info.error = f"{hook_name} raised {first_line(exc)}"
                 self.pm.unregister(name=plugin_name)
-                self._fail(info, f"failed in {info.error}", exc, PluginFault)
+                self._fail(info, f"failed: {info.error}", exc, PluginFault)
                 continue
             for kind, name, cls in calls:
                 registries[kind].add(name, cls, info.source)
@@ -202,7 +202,9 @@ class PluginHost:
                     impl.function(cli=cli)
             except Exception as exc:
                 info.error = f"register_commands raised {first_line(exc)}"
-                self._fail(info, f"failed in {info.error}", exc, PluginFault)
+                self.pm.unregister(name=impl.plugin_name)
+                self._registries = None
+                self._fail(info, f"failed: {info.error}", exc, PluginFault)
 
 
 def _collect(calls: list[tuple[str, Any, Any]], kind: str, name: Any, cls: Any) -> None:
