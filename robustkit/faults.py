@@ -78,6 +78,8 @@ def fault_message(exc: BaseException, action: str, obj: Any = None) -> str:
     if source is None and obj is not None:
         found = registered_name(obj)
         source = found[2] if found else None
+    if source is None and obj is None:
+        return f"unexpected error in {action}: {first_line(exc)}"
     who = str(source) if source is not None else "plugin code"
     doing = f"{action} of {describe(obj)}" if obj is not None else action
     return f"{who} failed in {doing}: {first_line(exc)}"

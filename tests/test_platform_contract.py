@@ -287,3 +287,14 @@ def test_plugins_params_json_shows_types_and_defaults():
     assert {"name": "reject_aware", "type": "bool", "default": False} in pgd["params"]
     mlp = next(item for item in listed if item["name"] == "sk-mlp")
     assert {"name": "hidden", "type": "int | tuple[int, ...]", "default": [100]} in mlp["params"]
+
+
+def test_an_unexpected_error_is_one_line_too(monkeypatch):
+    def broken(self):
+        raise RuntimeError("core bug")
+
+    monkeypatch.setattr(harness.Harness, "run", broken)
+    result = CliRunner().invoke(cli, ["eval", "--no-cache"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: unexpected error in robustkit: RuntimeError: core bug")
+    assert "Traceback" not in result.output
