@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RobustkitError
+from .faults import plugin_call
 from .params import check_int, parse_float_list, parse_spec, typed_params
 from .persistence import Recipe
 from .plugins import registry
@@ -200,8 +201,9 @@ class Grid:
             if not specs:
                 raise RobustkitError(f"the grid needs at least one {kind}")
             for spec in specs:
-                # names, parameter names, and each plugin's own parameter checks
-                registry(kind).create(spec.name, **spec.params).validate()
+                plugin = registry(kind).create(spec.name, **spec.params)  # names, parameters
+                with plugin_call("validate", plugin):  # and the plugin's own checks
+                    plugin.validate()
 
     def recipes(self) -> list[Recipe]:
         """One recipe per (model, defense, λ), seeded, without duplicates."""

@@ -51,8 +51,8 @@ def test_binary_problems_have_two_score_columns(name):
 
 
 @pytest.mark.parametrize("name", sorted(FAST))
-@pytest.mark.parametrize("attack", ["fgsm", "pgd", "noise", "mifgsm"])
-def test_builtin_attacks_run_on_sklearn_models(name, attack):
+@pytest.mark.parametrize("attack", robustkit.registry("attack").names())  # every installed one
+def test_every_attack_runs_on_sklearn_models(name, attack):
     check_attack(robustkit.create("attack", attack), model=model(name))
 
 
