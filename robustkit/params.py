@@ -106,11 +106,7 @@ def parameter_types(cls: type) -> dict[str, tuple[Any, Any]]:
         if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         default = None if param.default is param.empty else param.default
-        declared = hints.get(name)
-        if declared is None:
-            declared = Any if default is None else type(default)
-            if default is None and param.default is not param.empty:
-                declared = Any
+        declared = hints.get(name) or (Any if default is None else type(default))
         out[name] = (declared, default)
     return out
 
@@ -157,7 +153,7 @@ def _convert(text: str, declared: Any) -> Any:
         return text
     if origin in (tuple, list):
         args = [a for a in typing.get_args(declared) if a is not Ellipsis] or [Any]
-        parts = [part for part in lowered.split(ITEM_SEPARATOR)] if lowered else []
+        parts = text.strip().split(ITEM_SEPARATOR) if text.strip() else []
         items = [
             _convert(part, args[0] if len(args) == 1 else args[i]) for i, part in enumerate(parts)
         ]

@@ -59,3 +59,25 @@ def test_the_examples_run_together_in_the_harness():
         assert {row["attack_kind"] for row in result.rows} == {"score", "gradient"}
         with pytest.raises(robustkit.RobustkitError, match="levels must be an integer >= 2"):
             robustkit.evaluate("soft-centroid", "fgsm", "quantise:levels=1", eps=[0.1])
+
+
+def test_every_hook_and_capability_is_documented():
+    from robustkit import hookspecs, interfaces
+
+    text = GUIDE.read_text()
+    hooks = [name for name in dir(hookspecs) if name.startswith(("register_", "wrap_"))]
+    assert len(hooks) == 6
+    for name in hooks:
+        assert f"`{name}(" in text, name
+    for constant in ("INPUT_GRADIENT", "REJECTION", "NOISE_CLASS", "STRAIGHT_THROUGH"):
+        assert f'`{constant}` (`"{getattr(interfaces, constant)}"`)' in text, constant
+
+
+def test_plugins_params_table_shows_types_and_defaults():
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli
+
+    output = CliRunner().invoke(cli, ["plugins", "--params"]).stdout
+    line = next(line for line in output.splitlines() if line.startswith("attack   pgd "))
+    assert "steps: int = 10" in line and "reject_aware: bool = False" in line
