@@ -22,7 +22,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from robustkit import INPUT_GRADIENT, REJECT, REJECTION, Model, RobustkitError
-from robustkit.interfaces import EpochCallback, with_rejects
+from robustkit.interfaces import NOISE_CLASS, EpochCallback, with_rejects
 from robustkit.params import check_int
 
 #: A compiled SGD step: updates the parameters in place from one batch (inputs, targets).
@@ -277,7 +277,7 @@ class NumpyNetwork(Model):
     ``_class_scores`` and ``_reject_scores``; everything else lives here.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({INPUT_GRADIENT, REJECTION})
+    capabilities: ClassVar[frozenset[str]] = frozenset({INPUT_GRADIENT, REJECTION, NOISE_CLASS})
 
     # ----------------------------------------------------------------- hooks to override
 
@@ -338,6 +338,10 @@ class NumpyNetwork(Model):
         raise NotImplementedError
 
     # -------------------------------------------------------------------- validation
+
+    def validate(self) -> None:
+        """Check every hyperparameter (the harness calls this before any training)."""
+        self._checked_params()
 
     def _checked_params(self) -> dict[str, Any]:
         """All hyperparameters validated, with one-line errors naming what is accepted."""

@@ -45,6 +45,10 @@ class Digits(Dataset):
         self.random_state = random_state
         self.pca = pca
 
+    def validate(self) -> None:
+        """Check pca before anything loads."""
+        check_int("pca", self.pca, allow_none=True, error=DataError)
+
     def load(self, data_dir: Path | None = None) -> DataSplit:
         """The stratified split of raw pixels (float32 in [0, 16]); ``data_dir`` is unused."""
         from sklearn.datasets import load_digits
@@ -98,10 +102,19 @@ class IdxImageDataset(Dataset):
         self.pca = pca
         self.verify = verify
 
-    def load(self, data_dir: Path | None = None) -> DataSplit:
-        """Raw pixels (float32 in [0, 255], flattened to 784) and int64 labels 0-9."""
+    def _checked_sizes(self) -> tuple[int | None, int | None]:
         n_train = check_int("n_train", self.n_train, allow_none=True, error=DataError)
         n_test = check_int("n_test", self.n_test, allow_none=True, error=DataError)
+        return n_train, n_test
+
+    def validate(self) -> None:
+        """Check n_train, n_test and pca before anything loads."""
+        self._checked_sizes()
+        check_int("pca", self.pca, allow_none=True, error=DataError)
+
+    def load(self, data_dir: Path | None = None) -> DataSplit:
+        """Raw pixels (float32 in [0, 255], flattened to 784) and int64 labels 0-9."""
+        n_train, n_test = self._checked_sizes()
         paths = self._locate_files(data_dir)
         if not isinstance(self.verify, bool):
             raise DataError(f"verify must be true or false, got {self.verify!r}")

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import clone
 
 from robustkit import REJECT, REJECTION, Defense, Model, RobustkitError, hookimpl
-from robustkit.interfaces import EpochCallback
+from robustkit.interfaces import NOISE_CLASS, EpochCallback
 from robustkit.params import check_int
 from robustkit.wrapping import WrappedModel
 
@@ -38,6 +38,8 @@ class NoDefense(Defense):
 
 class NoiseClassRejection(WrappedModel):
     """A model trained with an extra noise class that rejects where its score wins.
+
+    It needs an inner model with NOISE_CLASS and can predict REJECT (REJECTION).
 
     ``fit`` sets the inner model's ``reject=True`` (and ``lam``, if given), appends
     ``n_noise`` REJECT-labelled noise samples and trains. With ``target_reject_rate`` it
@@ -75,7 +77,18 @@ class NoiseClassRejection(WrappedModel):
             )
         self.model.set_params(lam=self.lam)
 
-    def _validate(self) -> None:
+    @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        """The inner model's capabilities (without NOISE_CLASS), plus REJECTION."""
+        return super().capabilities | {REJECTION}
+
+    def validate(self) -> None:
+        """Check the inner model's parameters, then this defense's own."""
+        super().validate()
+        self.validate_own()
+
+    def validate_own(self) -> None:
+        """Check n_noise, noise, target_reject_rate and calibration_fraction."""
         check_int("n_noise", self.n_noise, 0)
         if not isinstance(self.random_state, np.random.Generator):
             check_int("random_state", self.random_state, 0, allow_none=True)
@@ -132,9 +145,10 @@ class NoiseClassRejection(WrappedModel):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
+        bounds: tuple[float, float] | None = None,
     ) -> NoiseClassRejection:
         """Train on ``(X, y)`` plus REJECT-labelled noise, then calibrate; return self."""
-        self._validate()
+        self.validate_own()
         self.configure_inner()
         X, y = np.asarray(X), np.asarray(y)
         rng = np.random.default_rng(self.random_state)
@@ -154,7 +168,7 @@ class NoiseClassRejection(WrappedModel):
         labels = np.promote_types(y.dtype, np.int8)  # REJECT = -1 needs a signed type
         noise_labels = np.full(len(noise), REJECT, dtype=labels)
         y_train = np.concatenate([y[~calibration].astype(labels), noise_labels])
-        self.model.fit(X_train, y_train, eval_set=eval_set, callback=callback)
+        self.fit_inner(X_train, y_train, eval_set=eval_set, callback=callback, bounds=bounds)
         self.reject_offset_ = 0.0
         if self.target_reject_rate is not None:
             self.reject_offset_ = self._calibrate(X[calibration])
@@ -181,10 +195,6 @@ class NoiseClassRejection(WrappedModel):
         """The inner model's reject score plus the calibrated offset."""
         return np.asarray(self.model.reject_score(X)) + self.reject_offset_
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predictions under the offset reject score (the inner model's would ignore it)."""
-        return Model.predict(self, X)
-
     def get_state(self) -> dict[str, np.ndarray]:
         """The inner model's state plus the calibrated offset."""
         return {**super().get_state(), "reject_offset": np.asarray(self.reject_offset_)}
@@ -204,7 +214,7 @@ class RejectDefense(Defense):
     ``target_reject_rate`` calibrates the reject score on held-out clean data.
     """
 
-    requires = frozenset({REJECTION})
+    requires = frozenset({NOISE_CLASS})
 
     def __init__(
         self,
@@ -221,6 +231,10 @@ class RejectDefense(Defense):
         self.target_reject_rate = target_reject_rate
         self.calibration_fraction = calibration_fraction
         self.random_state = random_state
+
+    def validate(self) -> None:
+        """The checks of the defended model's parameters."""
+        NoiseClassRejection(**self.get_params()).validate_own()
 
     def _apply(self, model: Model) -> Model:
         defended = NoiseClassRejection(model=clone(model), **self.get_params())
@@ -253,13 +267,10 @@ class GaussianAugmented(WrappedModel):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
+        bounds: tuple[float, float] | None = None,
     ) -> GaussianAugmented:
         """Train the inner model on ``X`` and its noisy copies; return self."""
-        if not (_is_number(self.std) and self.std >= 0):
-            raise RobustkitError(
-                f"std must be a number >= 0 (a fraction of the range), got {self.std!r}"
-            )
-        check_int("copies", self.copies, 0)
+        self.validate_own()
         X, y = np.asarray(X), np.asarray(y)
         rng = np.random.default_rng(self.random_state)
         lo, hi = float(X.min()), float(X.max())
@@ -270,8 +281,21 @@ class GaussianAugmented(WrappedModel):
         ]
         X_train = np.concatenate([X, *noisy])
         y_train = np.tile(y, self.copies + 1)
-        self.model.fit(X_train, y_train, eval_set=eval_set, callback=callback)
+        self.fit_inner(X_train, y_train, eval_set=eval_set, callback=callback, bounds=bounds)
         return self
+
+    def validate_own(self) -> None:
+        """Check std and copies."""
+        if not (_is_number(self.std) and self.std >= 0):
+            raise RobustkitError(
+                f"std must be a number >= 0 (a fraction of the range), got {self.std!r}"
+            )
+        check_int("copies", self.copies, 0)
+
+    def validate(self) -> None:
+        """Check the inner model's parameters, then std and copies."""
+        super().validate()
+        self.validate_own()
 
 
 class GaussianAugmentDefense(Defense):
@@ -281,6 +305,10 @@ class GaussianAugmentDefense(Defense):
         self.std = std
         self.copies = copies
         self.random_state = random_state
+
+    def validate(self) -> None:
+        """The checks of the defended model's parameters."""
+        GaussianAugmented(**self.get_params()).validate_own()
 
     def _apply(self, model: Model) -> Model:
         return GaussianAugmented(model=clone(model), **self.get_params())

@@ -152,7 +152,8 @@ class PGD(Attack):
         self.loss = loss
         self.reject_aware = reject_aware
 
-    def _validate(self) -> None:
+    def validate(self) -> None:
+        """Check steps, restarts, loss, step_size and target."""
         check_int("steps", self.steps)
         check_int("restarts", self.restarts)
         if self.loss not in LOSSES:
@@ -196,7 +197,7 @@ class PGD(Attack):
         rng: np.random.Generator,
     ) -> AttackResult:
         """One PGD run per radius; the clean gradient is computed once and shared."""
-        self._validate()
+        self.validate()
         dtype = np.result_type(X.dtype, np.float32)
         X = X.astype(dtype, copy=False)
         objective = self._objective(model, X, y)

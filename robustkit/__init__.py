@@ -18,8 +18,10 @@ from .harness import Harness, evaluate
 from .hookspecs import hookimpl
 from .interfaces import (
     INPUT_GRADIENT,
+    NOISE_CLASS,
     REJECT,
     REJECTION,
+    STRAIGHT_THROUGH,
     Attack,
     AttackResult,
     Dataset,
@@ -37,11 +39,14 @@ from .plugins import (
 )
 from .result import EvaluationResult
 from .training import TrainingRun, train
+from .wrapping import wrap
 
 __all__ = [
     "INPUT_GRADIENT",
+    "NOISE_CLASS",
     "REJECT",
     "REJECTION",
+    "STRAIGHT_THROUGH",
     "Attack",
     "AttackResult",
     "CapabilityError",
@@ -70,4 +75,5 @@ __all__ = [
     "save_model",
     "train",
     "unregister_plugin",
+    "wrap",
 ]

@@ -1,6 +1,8 @@
 """The ``robustkit`` command line: plugins, datasets, train and eval.
 
-User errors (RobustkitError) print one line and exit with status 2, no traceback.
+User errors (RobustkitError) print one line and exit with status 2; plugin bugs
+(PluginFault) and any other exception print one line naming the plugin and exit 1.
+No traceback is shown unless ``--debug`` (or ``ROBUSTKIT_DEBUG=1``) asks for it.
 Progress bars show only on a terminal; output files are written atomically.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import warnings
@@ -19,7 +22,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import RobustkitError
+from .errors import PluginFault, RobustkitError
 from .params import parse_spec
 
 _MODEL_OPTIONS = ("epochs", "batch_size", "lr", "pca", "noise_std", "hidden", "lam")
@@ -31,20 +34,50 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+class PluginBug(click.ClickException):
+    """A PluginFault (or any unexpected exception) shown as ``Error: ...``, exit status 1."""
+
+    exit_code = 1
+
+
+DEBUG_HINT = " (run with --debug or ROBUSTKIT_DEBUG=1 for the traceback)"
+
+
+def debug_requested(ctx: click.Context | None = None) -> bool:
+    """True with ``--debug`` or ``ROBUSTKIT_DEBUG`` set to anything but empty/0."""
+    flag = bool(ctx is not None and ctx.params.get("debug"))
+    return flag or os.environ.get("ROBUSTKIT_DEBUG", "") not in ("", "0")
+
+
+def one_line_error(exc: BaseException) -> click.ClickException:
+    """The click error for ``exc``: a user error (exit 2) or a plugin bug (exit 1)."""
+    from .faults import fault_message
+
+    if isinstance(exc, RobustkitError):
+        return UserError(str(exc))
+    if isinstance(exc, PluginFault):
+        return PluginBug(str(exc) + DEBUG_HINT)
+    return PluginBug(fault_message(exc, "robustkit") + DEBUG_HINT)
+
+
 class RobustkitGroup(click.Group):
-    """A click group that turns RobustkitError into a one-line error, exit 2."""
+    """A click group that turns every exception into a one-line error (exit 2 or 1)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except RobustkitError as exc:
-            raise UserError(str(exc)) from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
         except KeyboardInterrupt:  # Ctrl-C: workers are ended on the way out
             click.echo("Interrupted.", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except Terminated:
             click.echo("Terminated.", err=True)
             raise click.exceptions.Exit(EXIT_TERMINATED) from None
+        except Exception as exc:
+            if debug_requested(ctx):
+                raise
+            raise one_line_error(exc) from None
 
 
 class Terminated(BaseException):
@@ -59,10 +92,6 @@ EXIT_TERMINATED = 128 + signal.SIGTERM
 def _raise_terminated(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt cleanup
     raise Terminated()
-
-
-def _one_line_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> str:
-    return f"Warning: {message}\n"
 
 
 class FiniteFloat(click.ParamType):
@@ -115,14 +144,40 @@ def progress_bar(label: str) -> Iterator[Callable[[str, int, int], None]]:
 
 @click.group(cls=RobustkitGroup)
 @click.version_option(__version__, prog_name="robustkit")
-def cli() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show the full traceback of an error (also: ROBUSTKIT_DEBUG=1).",
+)
+def cli(debug: bool) -> None:
     """robustkit: train small networks, attack them, and evaluate defenses."""
+
+
+def _parameters(cls: type) -> list[dict[str, Any]]:
+    """Each ``__init__`` parameter of ``cls``: name, type and default (JSON-ready)."""
+    from .params import parameter_types, type_name
+
+    out = []
+    for name, (declared, default) in parameter_types(cls).items():
+        if not isinstance(default, (bool, int, float, str, type(None))):
+            default = list(default) if isinstance(default, tuple) else repr(default)
+        out.append({"name": name, "type": type_name(declared), "default": default})
+    return out
+
+
+def _format_parameters(params: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{p['name']}: {p['type']} = {p['default']!r}" for p in params) or "-"
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-def plugins(as_json: bool) -> None:
-    """List installed plugins: what each registers, from which distribution, load errors."""
+@click.option("--params", "with_params", is_flag=True, help="Show each plugin's parameters.")
+def plugins(as_json: bool, with_params: bool) -> None:
+    """List installed plugins: what each registers, from which distribution, load errors.
+
+    Plugins that failed to load and refused registrations (bad names, wrong classes,
+    names already taken) are listed too; the command still exits 0.
+    """
     from tabulate import tabulate
 
     from .plugins import get_plugin_host, interpreter, registry
@@ -137,6 +192,7 @@ def plugins(as_json: bool) -> None:
             "distribution": entry.source.distribution,
             "version": entry.source.version,
             "summary": entry.summary,
+            "params": _parameters(entry.cls),
         }
         for kind in KINDS
         for entry in registry(kind).entries()
@@ -153,16 +209,34 @@ def plugins(as_json: bool) -> None:
         for info in host.infos.values()
         if info.error
     ]
+    refused = [
+        {
+            "name": problem.name,
+            "kind": problem.kind,
+            "plugin": problem.source.plugin,
+            "distribution": problem.source.distribution,
+            "version": problem.source.version,
+            "error": problem.message,
+        }
+        for problem in host.problems()
+    ]
     if as_json:
-        click.echo(json.dumps(items + failed, indent=2))
+        click.echo(json.dumps(items + failed + refused, indent=2))
         return
-    columns = ("kind", "name", "plugin", "distribution", "version", "summary")
-    click.echo(tabulate([[item[c] for c in columns] for item in items], headers=columns))
+    columns = ["kind", "name", "plugin", "distribution", "version", "summary"]
+    rows = [[item[c] for c in columns] for item in items]
+    if with_params:
+        columns.append("parameters")
+        for row, item in zip(rows, items, strict=True):
+            row.append(_format_parameters(item["params"]))
+    click.echo(tabulate(rows, headers=columns))
     for item in failed:
         click.echo(
             f"\nfailed: plugin {item['name']!r} from {item['distribution']} "
             f"{item['version']}: {item['error']}"
         )
+    for item in refused:
+        click.echo(f"\nrefused: {item['error']}")
     click.echo(f"\ninterpreter: {interpreter()}")
 
 
@@ -482,15 +556,26 @@ def eval_command(
         result.write_samples(save_samples)
 
 
-def main() -> None:
-    """Entry point of the ``robustkit`` command: add plugin commands, then run."""
-    from .plugins import get_plugin_manager
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, *args: Any) -> str:
+    return f"Warning: {message}\n"
 
-    warnings.formatwarning = _one_line_warning
+
+def main() -> None:
+    """Entry point of the ``robustkit`` command: add plugin commands, then run.
+
+    Warnings print as one ``Warning: ...`` line; a failure while loading plugins (strict
+    mode) is a one-line error like any other; SIGTERM ends the run like Ctrl-C.
+    """
+    from .plugins import get_plugin_host
+
+    warnings.formatwarning = _show_warning
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        get_plugin_manager().hook.register_commands(cli=cli)
-    except RobustkitError as exc:  # strict plugin loading failed
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+        get_plugin_host().add_commands(cli)
+    except Exception as exc:
+        if debug_requested() or "--debug" in sys.argv[1:]:
+            raise
+        error = one_line_error(exc)
+        error.show()
+        sys.exit(error.exit_code)
     cli()

@@ -19,3 +19,7 @@ class DataError(RobustkitError):
 
 class PluginFault(Exception):
     """Plugin code raised or broke the contract (a bug, not a user error): one line, exit 1."""
+
+
+class PluginWarning(RuntimeWarning):
+    """A plugin was skipped or one of its registrations refused; the rest keep working."""

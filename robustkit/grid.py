@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RobustkitError
-from .params import check_int, parse_float_list, parse_spec
+from .faults import plugin_call
+from .params import check_int, parse_float_list, parse_spec, typed_params
 from .persistence import Recipe
 from .plugins import registry
+from .registry import KINDS
 from .samples import check_sample_set
 
 #: ε as a fraction of the input range (default), or in the input's own units.
@@ -34,20 +36,29 @@ class PluginSpec:
 
     @classmethod
     def coerce(cls, value: Any, what: str) -> PluginSpec:
-        """From ``"rbf"``, ``"rbf:lr=0.05"``, ``("rbf", {...})``, ``{"name": "rbf", ...}``."""
+        """From ``"rbf"``, ``"rbf:lr=0.05"``, ``("rbf", {...})``, ``{"name": "rbf", ...}``.
+
+        Text values are converted to the types of the plugin's ``__init__`` parameters
+        (``typed_params``) when ``what`` is a plugin kind.
+        """
         if isinstance(value, PluginSpec):
             return value
         if isinstance(value, str):
-            return cls(*parse_spec(value))
-        if isinstance(value, dict):
+            spec = cls(*parse_spec(value))
+        elif isinstance(value, dict):
             params = dict(value)
             name = params.pop("name", None)
             if not isinstance(name, str):
                 raise RobustkitError(f"each {what} entry needs a name, got {value!r}")
-            return cls(name, params)
-        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
-            return cls(str(value[0]), dict(value[1]))
-        raise RobustkitError(f"cannot read {what} {value!r}; expected 'name[:key=value,...]'")
+            spec = cls(name, params)
+        elif isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+            spec = cls(str(value[0]), dict(value[1]))
+        else:
+            raise RobustkitError(f"cannot read {what} {value!r}; expected 'name[:key=value,...]'")
+        if what not in KINDS or not spec.params:
+            return spec
+        entry = registry(what).get(spec.name)
+        return cls(spec.name, typed_params(entry.cls, spec.params, f"{what} {spec.name!r}"))
 
     def expand(self) -> list[PluginSpec]:
         """One spec per combination of list-valued parameters (an empty list is an error)."""
@@ -232,7 +243,9 @@ class Grid:
             if not specs:
                 raise RobustkitError(f"the grid needs at least one {kind}")
             for spec in specs:
-                registry(kind).create(spec.name, **spec.params)  # names and parameters
+                plugin = registry(kind).create(spec.name, **spec.params)  # names, parameters
+                with plugin_call("validate", plugin):  # and the plugin's own checks
+                    plugin.validate()
         if self.eps_unit == "range" and max(self.epsilons) > 1:
             raise RobustkitError(
                 f"eps {max(self.epsilons):g} is more than the whole input range; with "

@@ -11,7 +11,6 @@ a sample as broken if any attack broke it.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import platform
 import time
@@ -27,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from . import __version__
 from .cache import ModelCache, data_fingerprint
 from .errors import DataError
+from .faults import plugin_call
 from .grid import Grid, PluginSpec
 from .interfaces import (
     GRADIENT_ATTACK,
@@ -34,6 +34,8 @@ from .interfaces import (
     DataSplit,
     EpochCallback,
     Model,
+    accepts_keyword,
+    fit_model,
     require_capabilities,
 )
 from .metrics import attack_metrics, clean_metrics, rate, sample_set_metrics, worst_case
@@ -104,13 +106,16 @@ def check_split(split: DataSplit) -> None:
 
 
 def _fit(
-    model: Model, X: np.ndarray, y: np.ndarray, callback: EpochCallback | None = None
+    model: Model,
+    X: np.ndarray,
+    y: np.ndarray,
+    bounds: tuple[float, float] | None = None,
+    callback: EpochCallback | None = None,
 ) -> tuple[Model, float]:
     start = time.perf_counter()
-    if callback is not None and _takes_callback(model):
-        model.fit(X, y, callback=callback)
-    else:
-        model.fit(X, y)
+    extra = {"callback": callback} if callback and accepts_keyword(model.fit, "callback") else {}
+    with plugin_call("fit", model):
+        fit_model(model, X, y, bounds=bounds, **extra)
     return model, time.perf_counter() - start
 
 
@@ -124,11 +129,6 @@ def one_blas_thread() -> Any:
 def _predict(model: Model, X: np.ndarray) -> np.ndarray:
     with one_blas_thread():
         return np.asarray(model.predict(X))
-
-
-def _takes_callback(model: Model) -> bool:
-    parameters = inspect.signature(model.fit).parameters
-    return "callback" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def _attack(
@@ -151,10 +151,12 @@ def _attack(
     span = bounds[1] - bounds[0]
     fractions = [e * unit / span for e in eps]
     with one_blas_thread():
-        result = attack.perturb(
-            model, X, y, fractions, bounds=bounds, random_state=seed, image_shape=image_shape
-        )
-        predictions = np.stack([np.asarray(model.predict(adv)) for adv in result.adversarials])
+        with plugin_call("perturb", attack):
+            result = attack.perturb(
+                model, X, y, fractions, bounds=bounds, random_state=seed, image_shape=image_shape
+            )
+        with plugin_call("predict", model):
+            predictions = np.stack([np.asarray(model.predict(adv)) for adv in result.adversarials])
     seconds = time.perf_counter() - start
     linf, l2 = _norms(result.adversarials, X, unit)
     return AttackOutcome(
@@ -279,13 +281,17 @@ class Harness:
         self._labels = _recipe_labels(recipes)
         attacks = [(spec, create("attack", spec.name, **spec.params)) for spec in grid.attacks]
         unfitted = [recipe.build() for recipe in recipes]
-        for model in unfitted:  # every mismatch is found before anything trains
+        for model in unfitted:  # every bad value and mismatch is found before anything trains
+            with plugin_call("validate", model):
+                model.validate()
             for spec, attack in attacks:
                 require_capabilities(model, attack.requires, f"attack {spec.name!r}")
         self._total = sum(map(_epochs_of, unfitted)) + len(recipes) * len(attacks)
         self._done = 0
         self.progress(f"loading {grid.dataset.name}", 0, self._total)  # the bar shows at once
-        split = create("dataset", grid.dataset.name, **grid.dataset.params).load(grid.data_dir)
+        dataset = create("dataset", grid.dataset.name, **grid.dataset.params)
+        with plugin_call("load", dataset):
+            split = dataset.load(grid.data_dir)
         check_split(split)
         grid.check_budgets(split.bounds)
         check_sample_count(grid.n_samples, len(split.X_test), split.name)
@@ -342,6 +348,7 @@ class Harness:
                     unfitted[i],
                     split.X_train,
                     split.y_train,
+                    split.bounds,
                     self._epoch_progress(recipes[i], reported[i]) if serial else None,
                 )
                 for i in to_fit
@@ -359,7 +366,8 @@ class Harness:
     def _clean(
         self, split: DataSplit, recipe: Recipe, model: Model, seconds: float, cached: bool
     ) -> Trained:
-        predictions = _predict(model, split.X_test)
+        with plugin_call("predict", model):
+            predictions = _predict(model, split.X_test)
         index = select_samples(
             self.grid.samples,
             self.grid.n_samples,

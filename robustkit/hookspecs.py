@@ -29,3 +29,8 @@ def register_datasets(register):
 @hookspec
 def register_commands(cli):
     """Add click commands to the ``robustkit`` command group."""
+
+
+@hookspec(firstresult=True)
+def wrap_estimator(estimator):
+    """Return a robustkit Model for a fitted third-party ``estimator``, or None if not yours."""

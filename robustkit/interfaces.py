@@ -24,8 +24,15 @@ REJECT = -1
 
 #: Capability: ``loss_gradient`` and ``decision_gradient`` give gradients w.r.t. the raw input.
 INPUT_GRADIENT = "input_gradient"
-#: Capability: the model trains on ``REJECT``-labelled samples and can predict ``REJECT``.
+#: Capability: the model can predict ``REJECT`` (its ``reject_score`` can beat every class).
 REJECTION = "rejection"
+#: Capability: the model trains on ``REJECT``-labelled samples (a noise class) when its
+#: ``reject`` parameter is True. 0.1 had only REJECTION for both promises, so a model that
+#: declares REJECTION and has a ``reject`` parameter is taken to have NOISE_CLASS too.
+NOISE_CLASS = "noise_class"
+#: Capability: the input gradients are straight-through approximations (BPDA style, e.g.
+#: through a non-differentiable preprocessing); the test kit skips finite differences.
+STRAIGHT_THROUGH = "straight_through"
 
 #: Attack kinds: follows input gradients, queries scores only, or a baseline (random noise).
 GRADIENT_ATTACK = "gradient"
@@ -37,9 +44,52 @@ ATTACK_KINDS = (GRADIENT_ATTACK, SCORE_ATTACK, BASELINE_ATTACK)
 EpochCallback = Callable[[dict[str, float]], None]
 
 
+def capabilities_of(obj: Any) -> frozenset[str]:
+    """What ``obj`` declares, plus NOISE_CLASS for a 0.1-style REJECTION model.
+
+    In 0.1, REJECTION meant both "can reject" and "trains on a noise class"; a model
+    that declares REJECTION and has a ``reject`` parameter still means both.
+    """
+    have = frozenset(getattr(obj, "capabilities", ()))
+    if REJECTION in have and NOISE_CLASS not in have and _has_param(obj, "reject"):
+        have |= {NOISE_CLASS}
+    return have
+
+
+def _has_param(obj: Any, name: str) -> bool:
+    try:
+        return name in obj.get_params(deep=False)
+    except (AttributeError, TypeError):
+        return False
+
+
+def accepts_keyword(function: Callable[..., Any], name: str) -> bool:
+    """True if ``function`` takes a keyword argument ``name`` (or ``**kwargs``)."""
+    parameters = inspect.signature(function).parameters.values()
+    return any(
+        (p.name == name and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        or p.kind is p.VAR_KEYWORD
+        for p in parameters
+    )
+
+
+def fit_model(
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    bounds: tuple[float, float] | None = None,
+    **kw: Any,
+) -> Any:
+    """``model.fit(X, y, **kw)``, passing ``bounds=`` only when its ``fit`` accepts it."""
+    if bounds is not None and accepts_keyword(model.fit, "bounds"):
+        kw["bounds"] = tuple(map(float, bounds))
+    return model.fit(X, y, **kw)
+
+
 def require_capabilities(model: Any, needed: frozenset[str], user: str) -> None:
     """Raise a CapabilityError naming what ``user`` needs and ``model`` lacks."""
-    have = frozenset(getattr(model, "capabilities", ()))
+    have = capabilities_of(model)
     missing = sorted(needed - have)
     if missing:
         name = type(model).__name__
@@ -58,7 +108,19 @@ def with_rejects(labels: np.ndarray, rejected: np.ndarray) -> np.ndarray:
     return np.where(rejected, REJECT, labels)
 
 
-class Model(ClassifierMixin, BaseEstimator):
+class Validating:
+    """The optional parameter check every plugin kind has (default: nothing to check)."""
+
+    def validate(self) -> None:
+        """Raise a one-line RobustkitError if a parameter is invalid.
+
+        The harness calls it on every model, defense, attack and data set of a grid
+        before anything trains or loads, so override it with your own checks (and call
+        it from ``fit``/``_run`` too, for direct Python use).
+        """
+
+
+class Model(Validating, ClassifierMixin, BaseEstimator):
     """A classifier over raw inputs that attacks can differentiate and defenses can wrap.
 
     Subclasses implement ``fit``, ``decision_function`` and, with ``INPUT_GRADIENT``,
@@ -76,7 +138,12 @@ class Model(ClassifierMixin, BaseEstimator):
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
     ) -> Model:
-        """Train on raw inputs ``X`` and labels ``y`` (``REJECT`` marks noise); return self."""
+        """Train on raw inputs ``X`` and labels ``y`` (``REJECT`` marks noise); return self.
+
+        A model that wants the data's valid input range adds a keyword-only
+        ``bounds: tuple[float, float] | None = None`` parameter: the harness passes
+        ``bounds=(low, high)`` to every ``fit`` that accepts it (see ``fit_model``).
+        """
         raise NotImplementedError
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
@@ -143,7 +210,7 @@ def _takes_image_shape(run: Callable[..., Any]) -> bool:
     return "image_shape" in inspect.signature(run).parameters
 
 
-class Attack(BaseEstimator):
+class Attack(Validating, BaseEstimator):
     """An evasion attack that perturbs a batch within an L∞ budget ε for several ε at once.
 
     ε is a fraction of the input range ``bounds`` (ε = 0.1 on pixels in [0, 255] moves
@@ -208,7 +275,7 @@ class Attack(BaseEstimator):
         raise NotImplementedError
 
 
-class Defense(BaseEstimator):
+class Defense(Validating, BaseEstimator):
     """Maps a model to a defended model, so any defense composes with any capable model."""
 
     requires: ClassVar[frozenset[str]] = frozenset()
@@ -236,7 +303,7 @@ class DataSplit:
     class_names: list[str] | None = None
 
 
-class Dataset(BaseEstimator):
+class Dataset(Validating, BaseEstimator):
     """A named data set that loads as a ``DataSplit``; parameters work like a model's."""
 
     description: ClassVar[str] = ""

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import __version__
 from .errors import RobustkitError
+from .faults import plugin_call
 from .interfaces import Model
 from .npz import NpzError, read_npz
 from .outputs import atomic_write
@@ -41,7 +42,9 @@ class Recipe:
         """A fresh, unfitted model (wrapped by the defense, if any)."""
         model = create("model", self.model, **self.model_params)
         if self.defense is not None:
-            model = create("defense", self.defense, **self.defense_params).apply(model)
+            defense = create("defense", self.defense, **self.defense_params)
+            with plugin_call("apply", defense):
+                model = defense.apply(model)
         return model
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,18 +1,24 @@
-"""Plugin discovery: one pluggy manager per process, entry points loaded one at a time.
+"""Plugin discovery: one pluggy manager per process, each plugin loaded in isolation.
 
 Built-in plugins come through the same ``robustkit`` entry-point group as third-party
-ones. A plugin that fails to import is recorded and warned about, and the rest keep
-working; ``ROBUSTKIT_STRICT_PLUGINS=1`` makes such a failure fatal.
-``ROBUSTKIT_LOAD_PLUGINS`` (comma-separated distribution names) limits which
-third-party distributions load; robustkit's own built-ins always load.
+ones, and register first, so a third-party name clash never replaces a built-in. A
+plugin that fails to import, or whose hook raises, is disabled with a warning and the
+rest keep working (``robustkit plugins`` lists what failed and why);
+``ROBUSTKIT_STRICT_PLUGINS=1`` makes such a failure fatal. ``ROBUSTKIT_LOAD_PLUGINS``
+(comma-separated distribution names, compared PEP 503-normalised) limits which
+third-party distributions load; robustkit's own built-ins always load. Anything a
+plugin prints while it is imported or registers goes to stderr, never to stdout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
+import re
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -20,13 +26,14 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
-from .registry import KINDS, Registry, Source
+from .errors import PluginError, PluginFault, PluginWarning
+from .faults import first_line
+from .registry import KINDS, Problem, Registry, Source
 
 ENTRY_POINT_GROUP = "robustkit"
 BUILTIN_DISTRIBUTION = "robustkit"
 _HOOK_OF_KIND = {kind: f"register_{kind}s" for kind in KINDS}
-_HOOK_NAMES = (*_HOOK_OF_KIND.values(), "register_commands")
+_HOOK_NAMES = (*_HOOK_OF_KIND.values(), "register_commands", "wrap_estimator")
 
 
 @dataclass
@@ -43,6 +50,27 @@ class PluginInfo:
     def source(self) -> Source:
         return Source(self.name, self.distribution, self.version)
 
+    @property
+    def builtin(self) -> bool:
+        return self.distribution == BUILTIN_DISTRIBUTION
+
+
+def normalise_distribution(name: str) -> str:
+    """PEP 503 normalised form: ``My.Pkg`` and ``my_pkg`` both become ``my-pkg``."""
+    return re.sub(r"[-_.]+", "-", name).lower().strip()
+
+
+def strict() -> bool:
+    """True when ``ROBUSTKIT_STRICT_PLUGINS`` asks for load failures to be fatal."""
+    return os.environ.get("ROBUSTKIT_STRICT_PLUGINS", "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what plugin code prints to stderr, so ``--json`` output on stdout stays clean."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
 
 class PluginHost:
     """A pluggy manager plus what was loaded, what failed, and the registries built from it."""
@@ -58,26 +86,40 @@ class PluginHost:
         if entry_points is None:
             entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
         allowed = _allowed_distributions()
-        strict = os.environ.get("ROBUSTKIT_STRICT_PLUGINS", "") not in ("", "0")
+        seen: set[str] = set()
         for ep in entry_points:
             dist = ep.dist.name if ep.dist is not None else "unknown"
             version = ep.dist.version if ep.dist is not None else "?"
+            seen.add(normalise_distribution(dist))
             key = f"{dist}:{ep.name}"
             if key in self.infos:  # the same dist-info seen twice (symlinked site dirs)
                 continue
-            if allowed is not None and dist != BUILTIN_DISTRIBUTION and dist not in allowed:
+            builtin = dist == BUILTIN_DISTRIBUTION
+            if allowed is not None and not builtin and normalise_distribution(dist) not in allowed:
                 continue
-            info = PluginInfo(ep.name, dist, version, ep.value)
+            info = PluginInfo(ep.name, dist, version, ep.value.partition(":")[0])
             self.infos[key] = info
             try:
-                self.pm.register(ep.load(), name=key)
+                with stdout_to_stderr():
+                    self.pm.register(ep.load(), name=key)
                 self._check_hooks(key)
             except Exception as exc:  # a broken plugin must not break the others
-                info.error = f"{type(exc).__name__}: {exc}"
-                message = f"robustkit plugin {ep.name!r} from {dist} {version} failed to load: "
-                if strict:
-                    raise PluginError(message + info.error) from exc
-                warnings.warn(message + info.error, RuntimeWarning, stacklevel=2)
+                info.error = first_line(exc)
+                self._fail(info, f"failed to load: {info.error}", exc, PluginError)
+        for name in sorted((allowed or set()) - seen):
+            warnings.warn(
+                f"ROBUSTKIT_LOAD_PLUGINS names {name!r}, but no installed distribution of "
+                f"that name has robustkit plugins (installed: {', '.join(sorted(seen))})",
+                PluginWarning,
+                stacklevel=2,
+            )
+
+    def _fail(self, info: PluginInfo, what: str, exc: Exception, error: type[Exception]) -> None:
+        """Warn that ``info``'s plugin is disabled, or raise ``error`` in strict mode."""
+        message = f"robustkit plugin {info.name!r} from {info.distribution} {info.version} {what}"
+        if strict():
+            raise error(message) from exc
+        warnings.warn(message + "; it is disabled", PluginWarning, stacklevel=3)
 
     def _check_hooks(self, key: str) -> None:
         """Unregister plugin ``key`` and raise if it implements a hook that does not exist."""
@@ -110,22 +152,71 @@ class PluginHost:
             self._registries = self._build_registries()
         return self._registries[kind]
 
+    def problems(self) -> list[Problem]:
+        """Every refused registration (bad name, wrong class, name taken), in order."""
+        return [p for kind in KINDS for p in self.registry(kind).problems]
+
+    def _ordered_plugins(self) -> list[str]:
+        """Plugin names in registration order: built-ins first, then by distribution."""
+        names = [name for name, _ in self.pm.list_name_plugin()]
+        names = [name for name in names if self.pm.get_plugin(name) is not None]
+
+        def order(name: str) -> tuple[int, str]:
+            info = self.infos.get(name)
+            return (0 if info is not None and info.builtin else 1, name)
+
+        return sorted(names, key=order)
+
+    def _info(self, name: str) -> PluginInfo:
+        return self.infos.get(name) or PluginInfo(name, "(in-process)", "-", name)
+
     def _build_registries(self) -> dict[str, Registry]:
+        """Call each plugin's hooks in isolation; a hook that raises disables its plugin."""
         registries = {kind: Registry(kind) for kind in KINDS}
-        for kind, hook_name in _HOOK_OF_KIND.items():
-            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-                info = self.infos.get(impl.plugin_name) or PluginInfo(
-                    impl.plugin_name, "(in-process)", "-", impl.plugin_name
-                )
-                impl.function(register=partial(registries[kind].add, source=info.source))
+        for plugin_name in self._ordered_plugins():
+            info = self._info(plugin_name)
+            calls: list[tuple[str, Any, Any]] = []
+            try:
+                for kind, hook_name in _HOOK_OF_KIND.items():
+                    for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                        if impl.plugin_name != plugin_name:
+                            continue
+
+                        with stdout_to_stderr():
+                            impl.function(register=partial(_collect, calls, kind))
+            except Exception as exc:
+                info.error = f"{hook_name} raised {first_line(exc)}"
+                self.pm.unregister(name=plugin_name)
+                self._fail(info, f"failed: {info.error}", exc, PluginFault)
+                continue
+            for kind, name, cls in calls:
+                registries[kind].add(name, cls, info.source)
         return registries
+
+    def add_commands(self, cli: Any) -> None:
+        """Call every ``register_commands`` hook; one that raises is skipped with a warning."""
+        for impl in self.pm.hook.register_commands.get_hookimpls():
+            info = self._info(impl.plugin_name)
+            try:
+                with stdout_to_stderr():
+                    impl.function(cli=cli)
+            except Exception as exc:
+                info.error = f"register_commands raised {first_line(exc)}"
+                self.pm.unregister(name=impl.plugin_name)
+                self._registries = None
+                self._fail(info, f"failed: {info.error}", exc, PluginFault)
+
+
+def _collect(calls: list[tuple[str, Any, Any]], kind: str, name: Any, cls: Any) -> None:
+    """The ``register`` callback: remember the call; it is checked once the hook returns."""
+    calls.append((kind, name, cls))
 
 
 def _allowed_distributions() -> set[str] | None:
     value = os.environ.get("ROBUSTKIT_LOAD_PLUGINS")
     if value is None:
         return None
-    return {name.strip() for name in value.split(",") if name.strip()}
+    return {normalise_distribution(name) for name in value.split(",") if name.strip()}
 
 
 _host: PluginHost | None = None

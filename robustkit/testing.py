@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,13 +22,17 @@ from sklearn.datasets import make_blobs
 from .errors import RobustkitError
 from .interfaces import (
     INPUT_GRADIENT,
+    NOISE_CLASS,
     REJECT,
     REJECTION,
+    STRAIGHT_THROUGH,
     Attack,
     AttackResult,
     Defense,
     EpochCallback,
     Model,
+    capabilities_of,
+    with_rejects,
 )
 from .plugins import register_plugin, unregister_plugin
 
@@ -69,7 +74,7 @@ class LinearModel(Model):
     ``epochs`` steps of full-batch subgradient descent at learning rate ``lr``.
     """
 
-    capabilities = frozenset({INPUT_GRADIENT, REJECTION})
+    capabilities = frozenset({INPUT_GRADIENT, REJECTION, NOISE_CLASS})
 
     def __init__(self, epochs: int = 30, lr: float = 0.1, reject: bool = False, random_state=None):
         self.epochs = epochs
@@ -263,6 +268,24 @@ def _check_outputs(model: Model, X: np.ndarray, y: np.ndarray, who: str) -> None
     _require(not stray, f"{who}.predict returned labels {stray} outside classes_ and REJECT")
 
 
+def _check_predict_follows_scores(model: Model, X: np.ndarray, who: str) -> None:
+    """``predict`` is the best class, or REJECT where ``reject_score`` beats every score."""
+    scores = np.asarray(model.decision_function(X))
+    reject = np.asarray(model.reject_score(X))
+    expected = with_rejects(
+        np.asarray(model.classes_)[np.argmax(scores, axis=1)], reject > scores.max(axis=1)
+    )
+    predicted = np.asarray(model.predict(X))
+    disagree = np.flatnonzero(predicted.astype(object) != expected.astype(object))
+    if len(disagree):
+        i = int(disagree[0])
+        raise AssertionError(
+            f"{who}.predict disagrees with its decision_function and reject_score on "
+            f"{len(disagree)} of {len(X)} inputs (sample {i}: predict {predicted[i]!r}, "
+            f"scores and reject_score give {expected[i]!r})"
+        )
+
+
 def _restore(fresh: Model, fitted: Model, who: str) -> Model:
     """``fresh.set_state(fitted.get_state())`` through .npz, as an assertion on failure."""
     try:
@@ -335,12 +358,31 @@ def _check_gradient(
 
 
 def _check_input_gradients(model: Model, X: np.ndarray, y: np.ndarray, who: str) -> None:
-    """loss_gradient and decision_gradient match finite differences of loss and scores."""
+    """loss_gradient and decision_gradient match finite differences of loss and scores.
+
+    With STRAIGHT_THROUGH only their shapes and finiteness are checked (the gradients are
+    approximations by design), and a warning says that the comparison was skipped.
+    """
     rng = np.random.default_rng(0)
     X = np.asarray(X, dtype=np.float64)
     loss, grad = model.loss_gradient(X, y)
     loss = np.asarray(loss)
     _require(loss.shape == (len(X),), f"{who}.loss_gradient loss shape {loss.shape}")
+    if STRAIGHT_THROUGH in capabilities_of(model):
+        n_classes = len(model.classes_)
+        vjp = np.asarray(model.decision_gradient(X, np.ones((len(X), n_classes))))
+        for name, array in (("loss_gradient", np.asarray(grad)), ("decision_gradient", vjp)):
+            _require(
+                array.shape == X.shape, f"{who}.{name} shape {array.shape}, expected {X.shape}"
+            )
+            _require(np.isfinite(array).all(), f"{who}.{name} has non-finite values")
+        warnings.warn(
+            f"{who} declares straight_through gradients: the finite-difference check of "
+            "its input gradients was skipped (shapes and finiteness were checked)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return
     _check_gradient(
         lambda Z: model.loss_gradient(Z, y[: len(Z)])[0],
         np.asarray(grad),
@@ -369,21 +411,24 @@ def _check_input_gradients(model: Model, X: np.ndarray, y: np.ndarray, who: str)
 def check_model(model: Model, X: np.ndarray | None = None, y: np.ndarray | None = None) -> None:
     """Run an (unfitted) model through the Model contract on ``(X, y)`` (default: toy data).
 
-    Checks fit returns self, output shapes and labels, input gradients against finite
-    differences (with INPUT_GRADIENT), the noise class (with REJECTION), the state round
-    trip through .npz, and that the same seed gives the same scores.
+    Checks fit returns self, output shapes and labels, that predict follows
+    decision_function and reject_score, input gradients against finite differences (with
+    INPUT_GRADIENT; skipped with STRAIGHT_THROUGH), training on a noise class (with
+    NOISE_CLASS), the state round trip through .npz, and that the same seed gives the
+    same scores. Works on defended models (``defense.apply(model)``) too.
     """
     if X is None or y is None:
         X, y, _ = toy_data()
     y = np.asarray(y)
     who = type(model).__name__
-    capabilities = frozenset(getattr(model, "capabilities", ()))
+    capabilities = capabilities_of(model)
     fitted = _with_seed(model, 0)
     records: list[Any] = []
     returned = fitted.fit(X, y, eval_set=(X, y), callback=records.append)
     _require(returned is fitted, f"{who}.fit must return self, got {type(returned).__name__}")
     _require(all(isinstance(r, dict) for r in records), f"{who}.fit callback got non-dict records")
     _check_outputs(fitted, X, y, who)
+    _check_predict_follows_scores(fitted, X, who)
     if INPUT_GRADIENT in capabilities:
         _check_input_gradients(fitted, X, y, who)
 
@@ -393,15 +438,15 @@ def check_model(model: Model, X: np.ndarray | None = None, y: np.ndarray | None 
     again = _with_seed(model, 0).fit(X, y)
     _assert_same_outputs(fitted, again, X, f"{who}: two fits with random_state=0 differ")
 
-    if REJECTION in capabilities:
-        _check_rejection(model, X, y, who)
+    if NOISE_CLASS in capabilities:
+        _check_noise_class(model, X, y, who)
 
 
-def _check_rejection(model: Model, X: np.ndarray, y: np.ndarray, who: str) -> None:
-    """REJECTION promises a ``reject`` parameter and training on REJECT-labelled noise."""
+def _check_noise_class(model: Model, X: np.ndarray, y: np.ndarray, who: str) -> None:
+    """NOISE_CLASS promises a ``reject`` parameter and training on REJECT-labelled noise."""
     _require(
         "reject" in model.get_params(deep=False),
-        f"{who} declares REJECTION but has no 'reject' parameter",
+        f"{who} declares {NOISE_CLASS} but has no 'reject' parameter",
     )
     rng = np.random.default_rng(0)
     noise = rng.uniform(np.min(X), np.max(X), size=(max(10, len(X) // 5), X.shape[1]))
@@ -409,9 +454,10 @@ def _check_rejection(model: Model, X: np.ndarray, y: np.ndarray, who: str) -> No
     y_all = np.concatenate([y, np.full(len(noise), REJECT)])
     rejecting = _with_seed(model, 0).set_params(reject=True).fit(X_all, y_all)
     _check_outputs(rejecting, X_all, y_all, f"{who}(reject=True)")
+    _check_predict_follows_scores(rejecting, X_all, f"{who}(reject=True)")
     scores = np.asarray(rejecting.reject_score(X_all))
     _require(np.isfinite(scores).all(), f"{who}(reject=True).reject_score is not finite")
-    if INPUT_GRADIENT in model.capabilities:
+    if INPUT_GRADIENT in capabilities_of(model):
         _check_input_gradients(rejecting, X_all, y_all, f"{who}(reject=True)")
 
 
@@ -496,8 +542,11 @@ def check_defense(
     """Run a defense through the Defense contract on ``model`` (default: LinearModel).
 
     Checks that apply returns a new, unfitted Model with at least the inner model's
-    capabilities and leaves the given model alone; that fit and predict work; that the
-    fitted state round-trips; and that a fixed seed gives the same defended model.
+    capabilities (NOISE_CLASS aside: the defense decides what its inner model trains on)
+    and leaves the given model alone; that fit works and predict follows the defended
+    model's own decision_function and reject_score; its input gradients (finite
+    differences, unless STRAIGHT_THROUGH); that the fitted state round-trips; and that
+    a fixed seed gives the same defended model.
     """
     who = type(defense).__name__
     if X is None or y is None:
@@ -514,15 +563,19 @@ def check_defense(
         f"{who}.apply changed the parameters of the model it was given",
     )
     _require(not hasattr(defended, "classes_"), f"{who}.apply returned a fitted model")
-    inner = frozenset(getattr(model, "capabilities", ()))
-    missing = sorted(inner - frozenset(defended.capabilities))
+    inner = capabilities_of(model) - {NOISE_CLASS}
+    missing = sorted(inner - capabilities_of(defended))
     _require(not missing, f"{who}.apply lost the model's capabilities {missing}")
 
     seeded, base = _with_seed(defense, 0), _with_seed(model, 0)
     fitted = seeded.apply(base)
     returned = fitted.fit(X, y)
     _require(returned is fitted, f"{who}: the defended model's fit must return self")
-    _check_outputs(fitted, X, y, f"{who}-defended {type(model).__name__}")
+    defended_who = f"{who}-defended {type(model).__name__}"
+    _check_outputs(fitted, X, y, defended_who)
+    _check_predict_follows_scores(fitted, X, defended_who)
+    if INPUT_GRADIENT in capabilities_of(fitted):
+        _check_input_gradients(fitted, X, y, defended_who)
 
     restored = _restore(seeded.apply(base), fitted, who)
     _assert_same_outputs(fitted, restored, X, f"{who}: set_state(get_state()) changed outputs")

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .faults import plugin_call
 from .grid import PluginSpec
 from .harness import check_split
-from .interfaces import EpochCallback, Model
+from .interfaces import EpochCallback, Model, fit_model
 from .persistence import Recipe
 from .plugins import create
 
@@ -70,12 +71,20 @@ def train(
         Path(data_dir) if data_dir is not None else None
     )
     check_split(split)
+    with plugin_call("validate", estimator):
+        estimator.validate()
     if on_start is not None:
         on_start(estimator)
     start = time.perf_counter()
-    estimator.fit(
-        split.X_train, split.y_train, eval_set=(split.X_test, split.y_test), callback=callback
-    )
+    with plugin_call("fit", estimator):
+        fit_model(
+            estimator,
+            split.X_train,
+            split.y_train,
+            eval_set=(split.X_test, split.y_test),
+            callback=callback,
+            bounds=split.bounds,
+        )
     seconds = time.perf_counter() - start
     return TrainingRun(
         recipe,

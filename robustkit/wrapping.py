@@ -1,9 +1,11 @@
-"""``WrappedModel``: the base of defended models, delegating everything to an inner model.
+"""``WrappedModel``: the base of defended models, delegating everything to an inner model,
+and ``wrap``: a robustkit Model from an estimator fitted elsewhere.
 
 A defense returns a wrapper around a fresh clone of the user's model. The wrapper owns
 that inner model (``model``, a nested estimator, so ``get_params(deep=True)`` lists
 ``model__…``), fits it in place, exposes its capabilities and saves its state under
-``model/…`` keys. Subclasses override only what their defense changes.
+``model/…`` keys. Subclasses override only what their defense changes: ``predict``
+follows the wrapper's own ``decision_function`` and ``reject_score``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .interfaces import EpochCallback, Model
+from .errors import RobustkitError
+from .interfaces import NOISE_CLASS, EpochCallback, Model, capabilities_of, fit_model
 
 STATE_PREFIX = "model/"
 
@@ -25,8 +28,9 @@ class WrappedModel(Model):
 
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
-        """The inner model's capabilities: a wrapper can do what its model can."""
-        return frozenset(getattr(self.model, "capabilities", ()))
+        """The inner model's capabilities, except NOISE_CLASS: the wrapper's own ``fit``
+        decides what the inner model trains on, and it has no ``reject`` switch."""
+        return capabilities_of(self.model) - {NOISE_CLASS}
 
     @property
     def classes_(self) -> np.ndarray:
@@ -38,6 +42,12 @@ class WrappedModel(Model):
         """The inner model's per-epoch training history."""
         return self.model.history_
 
+    def validate(self) -> None:
+        """Check the inner model's parameters (subclasses add their own)."""
+        if self.model is None:
+            raise RobustkitError(f"{type(self).__name__} needs a model to wrap")
+        self.model.validate()
+
     def fit(
         self,
         X: np.ndarray,
@@ -45,10 +55,15 @@ class WrappedModel(Model):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
+        bounds: tuple[float, float] | None = None,
     ) -> WrappedModel:
-        """Train the inner model on ``(X, y)``; return self."""
-        self.model.fit(X, y, eval_set=eval_set, callback=callback)
+        """Train the inner model on ``(X, y)`` (passing ``bounds`` on); return self."""
+        self.fit_inner(X, y, eval_set=eval_set, callback=callback, bounds=bounds)
         return self
+
+    def fit_inner(self, X: np.ndarray, y: np.ndarray, **kwargs: Any) -> Model:
+        """``self.model.fit`` with ``bounds=`` passed only if the inner ``fit`` takes it."""
+        return fit_model(self.model, X, y, **kwargs)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """The inner model's class scores."""
@@ -59,8 +74,18 @@ class WrappedModel(Model):
         return self.model.reject_score(X)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """The inner model's predictions (a wrapper that changes the scores must override)."""
-        return self.model.predict(X)
+        """Labels from this wrapper's ``decision_function`` and ``reject_score``.
+
+        A wrapper that changes neither predicts with the inner model's ``predict`` (one
+        forward pass instead of two, same labels).
+        """
+        own = type(self)
+        if (
+            own.decision_function is WrappedModel.decision_function
+            and own.reject_score is WrappedModel.reject_score
+        ):
+            return self.model.predict(X)
+        return Model.predict(self, X)
 
     def loss_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The inner model's training loss and its input gradient."""
@@ -88,3 +113,27 @@ class WrappedModel(Model):
         }
         self.model.set_state(inner)
         return self
+
+
+def wrap(estimator: Any) -> Model:
+    """A fitted robustkit Model computing exactly what a fitted ``estimator`` computes.
+
+    Plugins provide the conversions through the ``wrap_estimator`` hook; the built-in
+    one takes scikit-learn's LogisticRegression, LinearSVC and MLPClassifier, alone or
+    at the end of a Pipeline of StandardScaler, MinMaxScaler, MaxAbsScaler and PCA.
+    A robustkit Model is returned as it is.
+    """
+    from .faults import plugin_call
+    from .plugins import get_plugin_manager
+
+    if isinstance(estimator, Model):
+        return estimator
+    with plugin_call("wrap_estimator"):
+        model = get_plugin_manager().hook.wrap_estimator(estimator=estimator)
+    if model is None:
+        raise RobustkitError(
+            f"no installed plugin can wrap a {type(estimator).__name__}; robustkit wraps "
+            "scikit-learn LogisticRegression, LinearSVC and MLPClassifier (alone or behind "
+            "StandardScaler/MinMaxScaler/MaxAbsScaler/PCA in a Pipeline)"
+        )
+    return model

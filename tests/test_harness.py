@@ -165,7 +165,7 @@ def test_capability_mismatch_is_found_before_training(monkeypatch):
     with temporary_plugin(GradientFreePlugin()):
         with pytest.raises(CapabilityError, match="attack 'fgsm' needs input_gradient"):
             evaluate("nearest-mean", "fgsm", eps=[0.1])
-        with pytest.raises(CapabilityError, match="needs rejection"):
+        with pytest.raises(CapabilityError, match="needs noise_class"):
             evaluate("nearest-mean", "noise", "reject", eps=[0.1])
 
 

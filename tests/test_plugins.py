@@ -9,7 +9,7 @@ from click.testing import CliRunner
 import robustkit
 from robustkit import plugins
 from robustkit.cli import cli
-from robustkit.errors import PluginError
+from robustkit.errors import PluginError, PluginWarning
 
 GOOD_PLUGIN = """
 from robustkit import Attack, hookimpl
@@ -49,7 +49,15 @@ def _fresh(fresh_plugins, monkeypatch):
 def test_builtins_come_through_entry_points():
     host = plugins.get_plugin_host()
     builtins = {info.name for info in host.infos.values() if info.distribution == "robustkit"}
-    assert builtins == {"hinge", "rbf", "gradient-attacks", "noise-attack", "defenses", "datasets"}
+    assert builtins == {
+        "hinge",
+        "rbf",
+        "gradient-attacks",
+        "noise-attack",
+        "defenses",
+        "datasets",
+        "sklearn-models",
+    }
     assert {"hinge", "rbf"} <= set(robustkit.registry("model").names())
     assert "digits" in robustkit.registry("dataset").names()
 
@@ -101,14 +109,14 @@ def test_misspelled_hook_is_a_load_error(tmp_path, monkeypatch):
     assert "fgsm" in robustkit.registry("attack").names()
 
 
-def test_duplicate_name_names_both_sources(tmp_path, monkeypatch):
+def test_duplicate_name_keeps_the_builtin_and_warns_naming_both(tmp_path, monkeypatch):
     install_fake(tmp_path, monkeypatch, "robustkit-dup", "rk_dup", GOOD_PLUGIN.format(name="fgsm"))
-    with pytest.raises(PluginError) as caught:
-        robustkit.registry("attack")
-    message = str(caught.value)
-    assert "registered twice" in message
-    assert "plugin 'rk_dup' (robustkit-dup 1.0)" in message
-    assert f"(robustkit {robustkit.__version__})" in message
+    with pytest.warns(PluginWarning, match="registered twice") as caught:
+        entry = robustkit.registry("attack").get("fgsm")
+    assert entry.source.distribution == "robustkit"  # the built-in wins
+    message = str(caught[0].message)
+    assert "plugin 'rk_dup' (robustkit-dup 1.0) (ignored)" in message
+    assert f"(robustkit {robustkit.__version__}) (kept)" in message
 
 
 def test_load_plugins_allow_list_keeps_builtins(tmp_path, monkeypatch):
@@ -154,3 +162,87 @@ def test_in_process_plugin_registers_and_unregisters():
 def test_discovery_runs_once_per_process():
     assert plugins.get_plugin_host() is plugins.get_plugin_host()
     assert plugins.get_plugin_manager() is plugins.get_plugin_host().pm
+
+
+# ----------------------------------------------------------------- isolation at load
+
+
+def test_hook_that_raises_disables_only_that_plugin(tmp_path, monkeypatch):
+    source = (
+        "from robustkit import hookimpl\n"
+        "@hookimpl\n"
+        "def register_models(register):\n"
+        "    raise KeyError('oops')\n"
+    )
+    install_fake(tmp_path, monkeypatch, "robustkit-raising", "rk_raising", source)
+    with pytest.warns(PluginWarning, match=r"rk_raising.*robustkit-raising 1\.0.*KeyError"):
+        names = robustkit.registry("model").names()
+    assert "hinge" in names
+    assert plugins.get_plugin_host().pm.get_plugin("robustkit-raising:rk_raising") is None
+    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    assert result.exit_code == 0
+    listed = {item["name"]: item for item in json.loads(result.stdout)}
+    assert "register_models raised KeyError" in listed["rk_raising"]["error"]
+
+
+def test_every_clash_and_refused_registration_is_listed(tmp_path, monkeypatch):
+    source = """
+    from robustkit import Attack, hookimpl
+
+    class NotAnAttack:
+        pass
+
+    class Fine(Attack):
+        pass
+
+    @hookimpl
+    def register_attacks(register):
+        register("fgsm", Fine)
+        register("pgd", Fine)
+        register("Bad Name!", Fine)
+        register("not-an-attack", NotAnAttack)
+        register("fine", Fine)
+    """
+    install_fake(tmp_path, monkeypatch, "robustkit-messy", "rk_messy", source)
+    with pytest.warns(PluginWarning) as caught:
+        registry = robustkit.registry("attack")
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 4
+    assert registry.get("fgsm").source.distribution == "robustkit"
+    assert registry.get("fine").source.distribution == "robustkit-messy"
+    assert "not-an-attack" not in registry.names()
+    assert any("invalid name 'Bad Name!'" in m for m in messages)
+    assert any("not a subclass of robustkit.Attack" in m for m in messages)
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0
+    refused = [line for line in result.stdout.splitlines() if line.startswith("refused:")]
+    assert len(refused) == 4
+    assert any("'pgd' is registered twice" in line for line in refused)
+
+
+def test_output_printed_by_a_plugin_never_reaches_json_stdout(tmp_path, monkeypatch):
+    source = "print('hello from import')\n" + GOOD_PLUGIN.format(name="loud").replace(
+        "def register_attacks(register):\n",
+        "def register_attacks(register):\n    print('hello from the hook')\n",
+    )
+    install_fake(tmp_path, monkeypatch, "robustkit-loud", "rk_loud", source)
+    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    assert result.exit_code == 0
+    assert any(item["name"] == "loud" for item in json.loads(result.stdout))
+    assert "hello from import" in result.stderr and "hello from the hook" in result.stderr
+
+
+@pytest.mark.parametrize("spelling", ["robustkit_shift3", "Robustkit.Shift3", "ROBUSTKIT-shift3"])
+def test_load_plugins_compares_normalised_names(tmp_path, monkeypatch, spelling):
+    install_fake(
+        tmp_path, monkeypatch, "robustkit-shift3", "rk_shift3", GOOD_PLUGIN.format(name="shift3")
+    )
+    monkeypatch.setenv("ROBUSTKIT_LOAD_PLUGINS", spelling)
+    assert "shift3" in robustkit.registry("attack").names()
+
+
+def test_load_plugins_warns_about_names_that_match_nothing(monkeypatch):
+    monkeypatch.setenv("ROBUSTKIT_LOAD_PLUGINS", "robustkit-mifgsm,robustkit-nothing")
+    with pytest.warns(PluginWarning, match="'robustkit-nothing', but no installed distribution"):
+        names = robustkit.registry("attack").names()
+    assert "mifgsm" in names

@@ -115,7 +115,7 @@ class WrongScoreShape(LinearModel):
 
 
 class RejectionWithoutParameter(Model):
-    capabilities = frozenset({"rejection"})
+    capabilities = frozenset({"noise_class"})
 
     def fit(self, X, y, **kwargs):
         self.classes_ = np.unique(y)
