@@ -47,6 +47,7 @@ class HingeNetwork(NumpyNetwork):
         reject: bool = False,
         random_state: Any = None,
         dtype: str = "float32",
+        scale: str = "global",
     ) -> None:
         self.hidden = hidden
         self.lr = lr
@@ -57,6 +58,7 @@ class HingeNetwork(NumpyNetwork):
         self.reject = reject
         self.random_state = random_state
         self.dtype = dtype
+        self.scale = scale
 
     def _n_outputs(self, n_classes: int) -> int:
         return n_classes + 1 if self.reject else n_classes

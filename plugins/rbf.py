@@ -111,6 +111,7 @@ class RBFNetwork(NumpyNetwork):
         reject_threshold: float | None = None,
         random_state: Any = None,
         dtype: str = "float32",
+        scale: str = "global",
     ) -> None:
         self.hidden = hidden
         self.lr = lr
@@ -123,6 +124,7 @@ class RBFNetwork(NumpyNetwork):
         self.reject_threshold = reject_threshold
         self.random_state = random_state
         self.dtype = dtype
+        self.scale = scale
 
     def _check_head_params(self) -> dict[str, Any]:
         params = {"lam": check_real("lam", self.lam, positive=True)}
