@@ -305,11 +305,24 @@ class FlatParameters:
         self.grads = np.zeros(sum(sizes), dtype=dtype)
         self.w: dict[str, np.ndarray] = {}
         self.g: dict[str, np.ndarray] = {}
+        self.offsets: dict[str, int] = {}
         offset = 0
         for (name, shape), size in zip(shapes.items(), sizes, strict=True):
+            self.offsets[name] = offset
             self.w[name] = self.values[offset : offset + size].reshape(shape)
             self.g[name] = self.grads[offset : offset + size].reshape(shape)
             offset += size
+
+    def with_bias(self, weights: str, bias: str) -> tuple[np.ndarray, np.ndarray]:
+        """Views (values, grads) of shape (n_in + 1, n_out) stacking ``weights`` (n_in, n_out)
+        over ``bias`` (n_out,), which the layout must declare right after it: a layer's
+        affine map is then one GEMM of inputs that carry a trailing ones column."""
+        start, (n_in, n_out) = self.offsets[weights], self.w[weights].shape
+        if self.offsets[bias] != start + n_in * n_out or self.w[bias].shape != (n_out,):
+            raise ValueError(f"{bias!r} must follow {weights!r} in the parameter layout")
+        end = start + (n_in + 1) * n_out
+        shape = (n_in + 1, n_out)
+        return self.values[start:end].reshape(shape), self.grads[start:end].reshape(shape)
 
     def copy_weights(self) -> dict[str, np.ndarray]:
         """Independent copies of the named parameters."""
@@ -380,7 +393,8 @@ class NumpyNetwork(Model):
         raise NotImplementedError
 
     def _make_step(self, params: FlatParameters, batch: int, lr: float) -> Step:
-        """An in-place SGD step for batches of exactly ``batch`` rows."""
+        """An in-place SGD step for batches of exactly ``batch`` rows; each input row
+        carries a trailing 1 (see ``FlatParameters.with_bias``)."""
         raise NotImplementedError
 
     def _predicted_index(self, out: np.ndarray) -> np.ndarray:
@@ -525,7 +539,10 @@ class NumpyNetwork(Model):
         rng.integers(2**31 - 1)  # 0.1 seeded its PCA here; still drawn, so the stream is kept
         transform = InputTransform.fit(X, pca, params["scale"], dtype)
         self.input_transform_ = transform
-        Z = transform.transform_chunked(X, np.empty((len(X), transform.n_outputs), dtype))
+        # The network inputs with a trailing ones column: the SGD step folds each bias
+        # into its layer's GEMM.
+        Z_ones = np.ones((len(X), transform.n_outputs + 1), dtype)
+        Z = transform.transform_chunked(X, Z_ones[:, :-1])
         if eval_data is not None:
             X_eval = eval_data[0]
             Z_eval = np.empty((len(X_eval), transform.n_outputs), dtype)
@@ -536,7 +553,7 @@ class NumpyNetwork(Model):
         sample = rng.permutation(len(Z))[:INIT_SAMPLE]
         self._initialise(flat.w, rng, Z[sample], y_index[sample])
         self.history_ = []
-        self._train(flat, Z, y_index, eval_data, rng, params, callback)
+        self._train(flat, Z_ones, y_index, eval_data, rng, params, callback)
         self.weights_ = flat.copy_weights()
         return self
 
@@ -558,21 +575,24 @@ class NumpyNetwork(Model):
     def _train(
         self,
         flat: FlatParameters,
-        Z: np.ndarray,
+        Z_ones: np.ndarray,
         y_index: np.ndarray,
         eval_data: tuple[np.ndarray, np.ndarray] | None,
         rng: np.random.Generator,
         params: dict[str, Any],
         callback: EpochCallback | None,
     ) -> None:
-        """The SGD epochs: shuffle into preallocated buffers, step, evaluate, report."""
+        """The SGD epochs: shuffle into preallocated buffers, step, evaluate, report.
+
+        ``Z_ones`` holds the network inputs and a trailing column of ones."""
+        Z = Z_ones[:, :-1]
         n = len(Z)
         batch = min(params["batch_size"], n)
         n_full, remainder = divmod(n, batch)
         step = self._make_step(flat, batch, params["lr"])
         last_step = self._make_step(flat, remainder, params["lr"]) if remainder else None
         targets = self._targets(y_index, Z.dtype)
-        Z_shuffled = np.empty_like(Z)
+        Z_shuffled = np.empty_like(Z_ones)
         targets_shuffled = np.empty_like(targets)
         noise_std = params["noise_std"]
         noise = np.empty(Z.shape, dtype=Z.dtype) if noise_std > 0 else None
@@ -583,7 +603,7 @@ class NumpyNetwork(Model):
             with blas_threads(threads), np.errstate(all="ignore"):
                 start = time.perf_counter()
                 order = rng.permutation(n)
-                np.take(Z, order, axis=0, out=Z_shuffled)
+                np.take(Z_ones, order, axis=0, out=Z_shuffled)
                 np.take(targets, order, axis=0, out=targets_shuffled)
                 if noise is not None:
                     # Isotropic noise of std noise_std on the [0, 1]-scaled input projects
@@ -591,7 +611,7 @@ class NumpyNetwork(Model):
                     # it is drawn directly in network-input space.
                     rng.standard_normal(out=noise, dtype=noise.dtype)
                     noise *= noise_std
-                    Z_shuffled += noise
+                    Z_shuffled[:, :-1] += noise
                 for i in range(0, end_full, batch):
                     step(Z_shuffled[i : i + batch], targets_shuffled[i : i + batch])
                 if last_step is not None:

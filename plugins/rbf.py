@@ -200,10 +200,11 @@ class RBFNetwork(NumpyNetwork):
         """One SGD step on [one-hot | 1 − one-hot] targets, every temporary preallocated.
 
         dL/dd is pre-scaled by −2·lr/batch (the 2 of d(‖h − c‖²)), so the update of all
-        parameters is a single ``values += grads``.
+        parameters is a single ``values += grads``. Inputs carry a trailing 1, so the
+        first layer with its bias is one GEMM forwards and one backwards.
         """
-        W1, b1, centres = params.w["W1"], params.w["b1"], params.w["centres"]
-        gW1, gb1, gcentres = params.g["W1"], params.g["b1"], params.g["centres"]
+        W1b, gW1b = params.with_bias("W1", "b1")
+        centres, gcentres = params.w["centres"], params.g["centres"]
         values, grads = params.values, params.grads
         dtype = values.dtype
         k, hidden = centres.shape
@@ -229,8 +230,7 @@ class RBFNetwork(NumpyNetwork):
 
         def step(x: np.ndarray, targets: np.ndarray) -> None:
             onehot, others = targets[:, :k], targets[:, k:]
-            matmul(x, W1, pre)
-            add(pre, b1, pre)
+            matmul(x, W1b, pre)
             # GELU: act = pre · S, S = 0.5 (1 + tanh(c (pre + k pre³)))
             multiply(pre, pre, pre_sq)
             multiply(pre_sq, ck, smooth)
@@ -269,8 +269,7 @@ class RBFNetwork(NumpyNetwork):
             multiply(slope, act_grad_scaled, slope)
             add(slope, smooth, slope)
             multiply(grad_act, slope, grad_act)
-            outer(x.T, grad_act, gW1)
-            add_reduce(grad_act, 0, None, gb1)
+            outer(x.T, grad_act, gW1b)
             add(values, grads, values)
 
         return step

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RobustkitError
+from .parallel import BACKENDS
 from .params import check_int, parse_float_list, parse_spec
 from .persistence import Recipe
 from .plugins import registry
@@ -103,6 +104,8 @@ class Grid:
     n_samples: int = 100
     seed: int = 0
     jobs: int = 1
+    backend: str = "local"
+    scheduler: str | None = None
 
     @classmethod
     def build(
@@ -119,6 +122,8 @@ class Grid:
         n_samples: int | None = None,
         seed: int | None = None,
         jobs: int | None = None,
+        backend: str | None = None,
+        scheduler: str | None = None,
     ) -> Grid:
         """A validated grid from loose values (names, specs, lists, comma-separated numbers)."""
         grid = cls()
@@ -141,6 +146,8 @@ class Grid:
             ("seed", seed),
             ("jobs", jobs),
             ("eps_unit", eps_unit),
+            ("backend", backend),
+            ("scheduler", scheduler),
         ):
             if value is not None:
                 setattr(grid, name, value)
@@ -177,6 +184,7 @@ class Grid:
         check_int("n_samples", self.n_samples)
         check_int("jobs", self.jobs)
         check_int("seed", self.seed, 0)
+        self._validate_backend()
         if self.eps_unit not in EPS_UNITS:
             raise RobustkitError(
                 f"eps_unit must be one of {', '.join(EPS_UNITS)}, got {self.eps_unit!r}"
@@ -191,6 +199,26 @@ class Grid:
                 raise RobustkitError(f"the grid needs at least one {kind}")
             for spec in specs:
                 registry(kind).create(spec.name, **spec.params)  # names and parameters
+
+    def _validate_backend(self) -> None:
+        if self.backend not in BACKENDS:
+            raise RobustkitError(
+                f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
+        if self.scheduler is not None:
+            if not isinstance(self.scheduler, str) or not self.scheduler:
+                raise RobustkitError(
+                    f"scheduler must be a Dask scheduler address such as tcp://host:8786, "
+                    f"got {self.scheduler!r}"
+                )
+            if self.backend != "dask":
+                raise RobustkitError(
+                    "scheduler is given but backend is not 'dask'; add backend dask"
+                )
+        if self.backend == "dask":
+            from .dask_backend import require_dask
+
+            require_dask()
 
     def recipes(self) -> list[Recipe]:
         """One recipe per (model, defense, λ), seeded, without duplicates."""

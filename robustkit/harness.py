@@ -175,6 +175,8 @@ class Harness:
             _fit,
             self.grid.jobs,
             ((unfitted[i], split.X_train, split.y_train) for i in to_fit),
+            self.grid.backend,
+            self.grid.scheduler,
         )
         for i, (model, seconds) in zip(to_fit, fitted, strict=True):
             models[i] = (model, seconds, False)
@@ -223,7 +225,9 @@ class Harness:
             for t, spec, attack in cells
         )
         rows = []
-        outcomes = run_parallel(_attack, self.grid.jobs, jobs)
+        outcomes = run_parallel(
+            _attack, self.grid.jobs, jobs, self.grid.backend, self.grid.scheduler
+        )
         for (t, spec, attack), (predictions, linf, zero_grad, seconds) in zip(
             cells, outcomes, strict=True
         ):
@@ -333,6 +337,8 @@ def evaluate(
     n_samples: int = 100,
     seed: int = 0,
     jobs: int = 1,
+    backend: str = "local",
+    scheduler: str | None = None,
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
@@ -341,7 +347,9 @@ def evaluate(
 
     Each of ``model``, ``attack``, ``defense`` takes a name (``"rbf"``), a spec with
     parameters (``"rbf:lr=0.05,epochs=10"``), a ``(name, params)`` pair, or a list of
-    these. ``cache_dir`` enables the on-disk model cache.
+    these. ``cache_dir`` enables the on-disk model cache. ``backend="dask"`` runs the
+    training and attack cells on the Dask cluster at ``scheduler`` (else a local one of
+    ``jobs`` workers); the rows are the same as on this machine.
     """
     grid = Grid.build(
         model=model,
@@ -354,6 +362,8 @@ def evaluate(
         n_samples=n_samples,
         seed=seed,
         jobs=jobs,
+        backend=backend,
+        scheduler=scheduler,
         data_dir=data_dir,
     )
     cache = ModelCache(cache_dir) if cache_dir is not None else None
