@@ -230,10 +230,11 @@ class InputTransform:
         return out
 
     def transform_chunked(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """``transform`` into ``out`` one fixed-size row chunk at a time (bounded
-        temporaries, and the same result whatever the data set's length)."""
-        for rows in row_chunks(len(X)):
-            with blas_threads(threads_for_rows(rows.stop - rows.start)):
+        """``transform`` into ``out`` one fixed-size row chunk at a time, on one BLAS
+        thread (bounded temporaries; training data in a joblib or Dask worker must not
+        oversubscribe the cores)."""
+        with blas_threads(1):
+            for rows in row_chunks(len(X)):
                 self.transform(X[rows], out=out[rows])
         return out
 
@@ -635,9 +636,10 @@ class NumpyNetwork(Model):
     def _evaluate(
         self, w: dict[str, np.ndarray], Z: np.ndarray, y_index: np.ndarray
     ) -> tuple[float, float]:
-        """Mean loss and accuracy (REJECT counts as a label) over a whole data set."""
+        """Mean loss and accuracy (REJECT counts as a label) over a whole data set, on one
+        BLAS thread (it runs inside training, perhaps in a worker process)."""
         total_loss, correct = 0.0, 0
-        with blas_threads(threads_for_rows(min(len(Z), EVAL_CHUNK))):
+        with blas_threads(1):
             for start in range(0, len(Z), EVAL_CHUNK):
                 out, _ = self._forward(w, Z[start : start + EVAL_CHUNK])
                 labels = y_index[start : start + EVAL_CHUNK]
@@ -661,7 +663,8 @@ class NumpyNetwork(Model):
             and len(X) > 0
             and X.shape[1] == self.n_features_in_
         ):
-            Z = self.input_transform_.transform(X)
+            with np.errstate(invalid="ignore", over="ignore"):
+                Z = self.input_transform_.transform(X)
             if np.isfinite(Z).all():
                 return Z
         X = self._check_X(X, dtype, reset=False)

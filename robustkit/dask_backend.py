@@ -9,9 +9,10 @@ so the model cache is written where the grid runs. Workers must run one thread e
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import importlib.util
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .errors import RobustkitError
@@ -30,27 +31,39 @@ def require_dask() -> None:
 
 
 @functools.cache
-def dask_client(scheduler: str | None, workers: int) -> Any:
-    """A client of the scheduler at ``scheduler``, or of a local ``workers``-process cluster."""
+def local_client(workers: int) -> Any:
+    """A client of a local cluster of ``workers`` single-threaded processes, started once
+    per process (it takes seconds) and closed when the process exits."""
     require_dask()
     from distributed import Client, LocalCluster
 
-    if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        client = Client(cluster)
-        atexit.register(cluster.close)
-    else:
-        try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise RobustkitError(
-                f"cannot reach the Dask scheduler at {scheduler!r}: {exc}; pass the address "
-                "that `dask scheduler` prints, e.g. tcp://host:8786"
-            ) from None
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = Client(cluster)
+    atexit.register(cluster.close)
     atexit.register(client.close)  # registered last, so run first
     return client
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
+    """A client of the scheduler at ``scheduler`` (closed afterwards), or of the local cluster."""
+    if scheduler is None:
+        yield local_client(workers)
+        return
+    require_dask()
+    from distributed import Client
+
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise RobustkitError(
+            f"cannot reach the Dask scheduler at {scheduler!r}: {exc}; pass the address "
+            "that `dask scheduler` prints, e.g. tcp://host:8786"
+        ) from None
+    with client:
+        yield client
 
 
 def run_on_dask(
@@ -59,6 +72,8 @@ def run_on_dask(
     """``fn(*item)`` for each item on the Dask cluster, results in order, on the client."""
     from joblib import Parallel, delayed, parallel_config
 
-    client = dask_client(scheduler, workers)
-    with parallel_config(backend="dask", client=client, wait_for_workers_timeout=CONNECT_TIMEOUT):
+    with (
+        dask_client(scheduler, workers) as client,
+        parallel_config(backend="dask", client=client, wait_for_workers_timeout=CONNECT_TIMEOUT),
+    ):
         return Parallel(n_jobs=-1)(delayed(fn)(*item) for item in items)
