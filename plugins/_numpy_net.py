@@ -583,40 +583,45 @@ class NumpyNetwork(Model):
         params: dict[str, Any],
         callback: EpochCallback | None,
     ) -> None:
-        """The SGD epochs: shuffle into preallocated buffers, step, evaluate, report.
+        """The SGD epochs: each batch gathered into preallocated buffers, step, evaluate.
 
-        ``Z_ones`` holds the network inputs and a trailing column of ones."""
+        ``Z_ones`` holds the network inputs and a trailing column of ones. Batches are
+        gathered one at a time (no shuffled copy of the whole data set)."""
         Z = Z_ones[:, :-1]
         n = len(Z)
         batch = min(params["batch_size"], n)
-        n_full, remainder = divmod(n, batch)
-        step = self._make_step(flat, batch, params["lr"])
-        last_step = self._make_step(flat, remainder, params["lr"]) if remainder else None
+        remainder = n % batch
         targets = self._targets(y_index, Z.dtype)
-        Z_shuffled = np.empty_like(Z_ones)
-        targets_shuffled = np.empty_like(targets)
         noise_std = params["noise_std"]
-        noise = np.empty(Z.shape, dtype=Z.dtype) if noise_std > 0 else None
-        end_full = n_full * batch
+        sizes = [batch] + ([remainder] if remainder else [])
+        steps = [self._make_step(flat, size, params["lr"]) for size in sizes]
+        inputs = [np.empty((size, Z_ones.shape[1]), Z.dtype) for size in sizes]
+        outputs = [np.empty((size, targets.shape[1]), Z.dtype) for size in sizes]
+        noises = [
+            np.empty((size, Z.shape[1]), Z.dtype) if noise_std > 0 else None for size in sizes
+        ]
+        starts = [(start, min(start + batch, n)) for start in range(0, n, batch)]
+        take, standard_normal = np.take, rng.standard_normal
         threads = threads_for_step(batch, Z.shape[1], params["hidden"])
         for epoch in range(1, params["epochs"] + 1):
             # Overflow only happens when training diverges, which is reported below.
             with blas_threads(threads), np.errstate(all="ignore"):
                 start = time.perf_counter()
                 order = rng.permutation(n)
-                np.take(Z_ones, order, axis=0, out=Z_shuffled)
-                np.take(targets, order, axis=0, out=targets_shuffled)
-                if noise is not None:
-                    # Isotropic noise of std noise_std on the [0, 1]-scaled input projects
-                    # through PCA's orthonormal rows to isotropic noise of the same std, so
-                    # it is drawn directly in network-input space.
-                    rng.standard_normal(out=noise, dtype=noise.dtype)
-                    noise *= noise_std
-                    Z_shuffled[:, :-1] += noise
-                for i in range(0, end_full, batch):
-                    step(Z_shuffled[i : i + batch], targets_shuffled[i : i + batch])
-                if last_step is not None:
-                    last_step(Z_shuffled[end_full:], targets_shuffled[end_full:])
+                for begin, end in starts:
+                    last = int(end - begin != batch)
+                    x, t, noise = inputs[last], outputs[last], noises[last]
+                    rows = order[begin:end]
+                    take(Z_ones, rows, 0, x)
+                    take(targets, rows, 0, t)
+                    if noise is not None:
+                        # Isotropic noise of std noise_std on the [0, 1]-scaled input
+                        # projects through PCA's orthonormal rows to isotropic noise of
+                        # the same std, so it is drawn directly in network-input space.
+                        standard_normal(out=noise, dtype=noise.dtype)
+                        noise *= noise_std
+                        x[:, :-1] += noise
+                    steps[last](x, t)
                 seconds = time.perf_counter() - start
             with np.errstate(all="ignore"):
                 loss, accuracy = self._evaluate(flat.w, Z, y_index)
@@ -670,27 +675,36 @@ class NumpyNetwork(Model):
         X = self._check_X(X, dtype, reset=False)
         return self.input_transform_.transform(X)
 
+    def _outputs(self, X: Any) -> np.ndarray:
+        """Network outputs of ``X``; more than ``EVAL_CHUNK`` rows are run a chunk at a
+        time, so the hidden-layer temporaries stay bounded whatever the data's length."""
+        check_is_fitted(self, "weights_")
+        if not hasattr(X, "__len__") or len(X) <= EVAL_CHUNK:
+            return self._forward(self.weights_, self._network_input(X))[0]
+        X = self._check_X(X, check_dtype(self.dtype), reset=False)
+        return np.concatenate(
+            [
+                self._forward(self.weights_, self._network_input(X[rows]))[0]
+                for rows in row_chunks(len(X), EVAL_CHUNK)
+            ]
+        )
+
     @fixed_blas_threads
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Class scores (n_samples, n_classes); the highest wins."""
-        Z = self._network_input(X)
-        out, _ = self._forward(self.weights_, Z)
-        return self._class_scores(out)
+        return self._class_scores(self._outputs(X))
 
     @fixed_blas_threads
     def reject_score(self, X: np.ndarray) -> np.ndarray:
         """Score of the reject option: an input is rejected where it beats every class."""
-        Z = self._network_input(X)
-        out, _ = self._forward(self.weights_, Z)
+        out = self._outputs(X)
         scores = self._reject_scores(out)
         return super().reject_score(out) if scores is None else scores
 
     @fixed_blas_threads
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted labels, REJECT (-1) for rejected inputs (one forward pass)."""
-        Z = self._network_input(X)
-        out, _ = self._forward(self.weights_, Z)
-        index = self._predicted_index(out)
+        index = self._predicted_index(self._outputs(X))
         labels = self.classes_[np.minimum(index, len(self.classes_) - 1)]
         return with_rejects(labels, index == len(self.classes_))
 

@@ -52,7 +52,7 @@ def fit_pca(
     with _single_thread():
         scatter = np.zeros((d, d))
         for rows in row_chunks(len(X)):
-            centred = (X[rows] - low) * scale
+            centred = _scaled_chunk(X[rows], low, scale)
             centred -= mean
             scatter += centred.T @ centred
         # eigh's values ascend: take the last k, largest first.
@@ -107,7 +107,7 @@ def project(
     out = np.empty((len(X), len(components)), dtype=np.float32)
     with _single_thread():
         for rows in row_chunks(len(X)):
-            centred = (X[rows] - low) * scale
+            centred = _scaled_chunk(X[rows], low, scale)
             centred -= mean
             np.matmul(centred, components.T, out=out[rows], casting="same_kind")
     return out
@@ -120,5 +120,12 @@ def scaled_mean(X: np.ndarray, low: float | np.ndarray, scale: float | np.ndarra
     scale = np.asarray(scale, dtype=np.float64)
     total = np.zeros(X.shape[1])
     for rows in row_chunks(len(X)):
-        total += ((X[rows] - low) * scale).sum(axis=0)
+        total += _scaled_chunk(X[rows], low, scale).sum(axis=0)
     return total / len(X)
+
+
+def _scaled_chunk(chunk: np.ndarray, low: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``(chunk - low) * scale`` as one new float64 array (the only temporary)."""
+    scaled = np.subtract(chunk, low, dtype=np.float64)
+    scaled *= scale
+    return scaled

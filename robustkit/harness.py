@@ -57,10 +57,12 @@ def check_split(split: DataSplit) -> None:
                 f"data set {split.name!r}: {part} inputs {X.shape} and labels {y.shape} "
                 "do not match (expected (n, features...) and (n,), n >= 1)"
             )
-        if not np.all(np.isfinite(X)):
+        # min and max propagate NaN and show inf: no full-size mask of the data.
+        smallest, largest = X.min(), X.max()
+        if not (np.isfinite(smallest) and np.isfinite(largest)):
             raise DataError(f"data set {split.name!r}: {part} inputs hold NaN or infinite values")
         lo, hi = split.bounds
-        if X.min() < lo or X.max() > hi:
+        if smallest < lo or largest > hi:
             raise DataError(
                 f"data set {split.name!r}: {part} inputs lie outside the declared bounds "
                 f"[{lo:g}, {hi:g}]"

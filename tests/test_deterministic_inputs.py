@@ -243,3 +243,16 @@ def test_one_and_two_blas_threads_train_the_same_weights(cls, monkeypatch):
         states.append(model.weights_)
     for key, weights in states[0].items():
         np.testing.assert_array_equal(weights, states[1][key], err_msg=key)
+
+
+@pytest.mark.parametrize("cls", NETWORKS)
+def test_chunked_inference_matches_one_pass(cls, monkeypatch):
+    X, y = _digits()
+    model = cls(epochs=2, pca=20, reject=True, random_state=0)
+    model.fit(np.vstack([X, X[:5] * 0 + 8]), np.concatenate([y, [-1] * 5]))
+    whole = [model.decision_function(X), model.reject_score(X), model.predict(X)]
+    monkeypatch.setattr(_numpy_net, "EVAL_CHUNK", 64)
+    chunked = [model.decision_function(X), model.reject_score(X), model.predict(X)]
+    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(chunked[1], whole[1], rtol=1e-5, atol=1e-5)
+    assert np.mean(chunked[2] == whole[2]) > 0.99
