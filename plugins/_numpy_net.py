@@ -1,8 +1,9 @@
 """Shared machinery of the from-scratch numpy networks ``hinge`` and ``rbf``.
 
-The input pipeline (scale raw input to [0, 1], optional PCA), parameter and data
-validation, label encoding with ``REJECT``, the minibatch SGD loop over preallocated
-buffers, the per-epoch history and the flat ``get_state``/``set_state`` dict. Each
+The input pipeline (rescale, centre, optional deterministic PCA, folded into one GEMM),
+parameter and data validation, label encoding with ``REJECT``, the minibatch SGD loop
+over preallocated buffers with BLAS thread counts fixed by the shapes, the per-epoch
+history and the flat ``get_state``/``set_state`` dict. Each
 network subclass supplies its layers: the parameter layout, initialisation, a forward
 pass, the per-sample loss, the input backward pass and an in-place SGD step.
 """

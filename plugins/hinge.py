@@ -31,9 +31,11 @@ def hinge_loss(scores: np.ndarray, y_index: np.ndarray) -> tuple[np.ndarray, np.
 class HingeNetwork(NumpyNetwork):
     """One-hidden-layer ReLU network with a multiclass hinge loss (the study's question 1).
 
-    Raw inputs are scaled to [0, 1] by the training data's global min/max and optionally
-    reduced by PCA (``pca`` components) inside the model, so input gradients reach the
-    raw pixels. ``noise_std`` adds Gaussian noise (in [0, 1] units) to training inputs.
+    Raw inputs are scaled to [0, 1] by the training data's global min/max (``scale``:
+    ``"global"``; ``"feature"`` per feature; ``"none"`` keeps them, e.g. for PCA features),
+    centred and optionally reduced by a deterministic PCA (``pca`` components) inside the
+    model, so input gradients reach the raw pixels. ``noise_std`` adds Gaussian noise (in
+    [0, 1] units) to training inputs.
     """
 
     def __init__(

@@ -91,8 +91,10 @@ def rbf_loss(dist: np.ndarray, y_index: np.ndarray, lam: float) -> tuple[np.ndar
 class RBFNetwork(NumpyNetwork):
     """One-hidden-layer GELU network with an RBF head of learned centres (question 2).
 
-    Raw inputs are scaled to [0, 1] by the training data's global min/max and optionally
-    reduced by PCA (``pca``) inside the model. ``lam`` is the margin λ of the loss;
+    Raw inputs are scaled to [0, 1] by the training data's global min/max (``scale``:
+    ``"global"``; ``"feature"`` per feature; ``"none"`` keeps them, e.g. for PCA features),
+    centred and optionally reduced by a deterministic PCA (``pca``) inside the model.
+    ``lam`` is the margin λ of the loss;
     ``reject_threshold`` (default λ) the distance beyond which ``reject=True`` rejects.
     λ = 30 by default: best on digits (30-60); on Fashion-MNIST any λ from 1 to 100 gave
     the same accuracy, as the network rescales its hidden layer to match λ.
