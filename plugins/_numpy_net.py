@@ -1,8 +1,9 @@
 """Shared machinery of the from-scratch numpy networks ``hinge`` and ``rbf``.
 
-The input pipeline (scale raw input to [0, 1], optional PCA), parameter and data
-validation, label encoding with ``REJECT``, the minibatch SGD loop over preallocated
-buffers, the per-epoch history and the flat ``get_state``/``set_state`` dict. Each
+The input pipeline (rescale, centre, optional deterministic PCA, folded into one GEMM),
+parameter and data validation, label encoding with ``REJECT``, the minibatch SGD loop
+over preallocated buffers with BLAS thread counts fixed by the shapes, the per-epoch
+history and the flat ``get_state``/``set_state`` dict. Each
 network subclass supplies its layers: the parameter layout, initialisation, a forward
 pass, the per-sample loss, the input backward pass and an in-place SGD step.
 """
@@ -14,7 +15,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,6 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from robustkit import INPUT_GRADIENT, REJECT, REJECTION, Model, RobustkitError
+from robustkit.features import fit_pca, row_chunks, scaled_mean
 from robustkit.interfaces import NOISE_CLASS, EpochCallback, with_rejects
 from robustkit.params import check_int
 
@@ -30,13 +32,14 @@ Step = Callable[[np.ndarray, np.ndarray], None]
 
 #: Rows per chunk when evaluating a whole data set (keeps temporaries small).
 EVAL_CHUNK = 4096
-#: BLAS threads in the SGD loop and in inference (None: no limit). One thread measured as
-#: fast as two at batch 128 and ~20 % slower at 1024 on an idle 2-core machine, but 10-20x
-#: faster when another process keeps the second core busy (bench_networks.py).
-BLAS_THREADS: int | None = 1
-#: From this many rows on, inference uses every BLAS thread (measured: 10,000 rows take
-#: 0.010 s on two threads, 0.014 s on one, on an idle machine).
+#: From this many rows on, inference runs on two BLAS threads, below on one (measured:
+#: 10,000 rows take 0.010 s on two threads, 0.014 s on one; small matrices gain nothing
+#: from a second thread and lose 10x when another process keeps the other core busy).
 MANY_ROWS = 4096
+#: From this many multiply-adds in a training step's first-layer GEMM (batch × inputs ×
+#: hidden) on, the SGD loop runs on two BLAS threads, below on one (bench_networks.py:
+#: batch 1024 at 128 × 150 gains ~30 % from a second thread, batch 128 nothing).
+TWO_THREAD_WORK = 8_000_000
 #: Rows of training data used to initialise data-dependent parameters (RBF centres).
 INIT_SAMPLE = 2000
 
@@ -48,21 +51,34 @@ def _thread_controller() -> Any:
     return ThreadpoolController()
 
 
-def blas_threads() -> Any:
-    """A context limiting BLAS to ``BLAS_THREADS`` (8 µs, vs 200 µs for a fresh scan)."""
-    return _thread_controller().limit(limits=BLAS_THREADS, user_api="blas")
+def blas_threads(threads: int) -> Any:
+    """A context running BLAS on exactly ``threads`` threads (8 µs, vs 200 µs for a scan).
+
+    The count always comes from the problem's shape (``threads_for_rows``,
+    ``threads_for_step``), never from the environment, so a result does not depend on
+    OPENBLAS_NUM_THREADS, ``--jobs`` or the machine: some BLAS kernels (e.g. OpenBLAS
+    sgemm with 784 inputs) round differently on one and two threads.
+    """
+    return _thread_controller().limit(limits=threads, user_api="blas")
 
 
-def single_blas_thread(method: Callable) -> Callable:
-    """Run an inference method on fewer than ``MANY_ROWS`` rows under ``blas_threads()``:
-    such matrices are small, and a second BLAS thread slows them 10x when the other core
-    is busy (joblib workers, a second process); larger batches gain from both cores."""
+def threads_for_rows(rows: int) -> int:
+    """BLAS threads for inference on ``rows`` rows: 2 from ``MANY_ROWS`` on, else 1."""
+    return 2 if rows >= MANY_ROWS else 1
+
+
+def threads_for_step(batch: int, n_inputs: int, hidden: int) -> int:
+    """BLAS threads for the SGD loop: 2 when the first layer's GEMM is large enough."""
+    return 2 if batch * n_inputs * hidden >= TWO_THREAD_WORK else 1
+
+
+def fixed_blas_threads(method: Callable) -> Callable:
+    """Run an inference method under ``blas_threads(threads_for_rows(len(X)))``."""
 
     @functools.wraps(method)
     def wrapper(self: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
-        if hasattr(X, "__len__") and len(X) >= MANY_ROWS:
-            return method(self, X, *args, **kwargs)
-        with blas_threads():
+        rows = len(X) if hasattr(X, "__len__") else 1
+        with blas_threads(threads_for_rows(rows)):
             return method(self, X, *args, **kwargs)
 
     return wrapper
@@ -121,7 +137,8 @@ def _check_2d(X: Any) -> None:
 
 
 def _check_finite(X: np.ndarray) -> np.ndarray:
-    if not np.isfinite(X).all():
+    """``X`` if it holds finite numbers only (checked chunk by chunk: no full-size mask)."""
+    if not all(np.isfinite(X[rows]).all() for rows in row_chunks(len(X))):
         raise RobustkitError("X contains NaN or inf; the networks accept finite numbers only")
     return X
 
@@ -133,61 +150,104 @@ def _first_line(exc: Exception) -> str:
 # ------------------------------------------------------------------------ input pipeline
 
 
+#: How raw inputs are rescaled before centring (and PCA): by the training data's global
+#: min/max (0.1's behaviour: pixels 0-255 and digits 0-16 both land in [0, 1]), by each
+#: feature's own min/max, or not at all (for inputs that are already features, e.g. PCA).
+SCALES = ("global", "feature", "none")
+
+
+def check_scale(value: Any) -> str:
+    """``value`` if it is one of ``SCALES``, else a RobustkitError."""
+    if not isinstance(value, str) or value not in SCALES:
+        raise RobustkitError(f"scale must be one of {', '.join(SCALES)}; got {value!r}")
+    return value
+
+
 @dataclass
 class InputTransform:
-    """Raw input → network input: scale to [0, 1], centre, then optionally project by PCA.
+    """Raw input → network input: rescale, centre, then optionally project by PCA.
 
-    The scaling uses the training data's global min/max (so pixels 0–255 and digits 0–16
-    both work); the training mean is then subtracted, as PCA does anyway: uncentred
-    inputs make the rbf network's squared-distance loss badly conditioned at lr 0.1.
-    The map is affine, so ``backward`` takes a gradient back to the raw input.
+    ``low``/``span`` (scalars or one per feature) rescale to [0, 1]; the training mean is
+    then subtracted, as PCA does anyway: uncentred inputs make the rbf network's
+    squared-distance loss badly conditioned at lr 0.1. The map is affine, so it is
+    folded into one GEMM and one add (``X @ weights + bias``) forwards and one GEMM
+    backwards, and ``backward`` takes a gradient back to the raw input.
     """
 
-    low: float
-    span: float
-    mean: np.ndarray  # (n_features,) mean of the scaled training data
+    low: np.ndarray  # () or (n_features,), float64
+    span: np.ndarray  # () or (n_features,), float64, > 0
+    mean: np.ndarray  # (n_features,) mean of the rescaled training data
     components: np.ndarray | None = None  # (n_components, n_features), orthonormal rows
+    _weights: np.ndarray = field(init=False, repr=False)
+    _bias: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.low = np.asarray(self.low, dtype=np.float64)
+        self.span = np.asarray(self.span, dtype=np.float64)
+        inv = 1.0 / self.span
+        shift = self.low * inv + self.mean.astype(np.float64)  # (n_features,)
+        dtype = self.mean.dtype
+        if self.components is None:  # Z = X * inv - shift, elementwise
+            self._weights = inv.astype(dtype)
+            self._bias = (-shift).astype(dtype)
+        else:  # Z = X @ (C * inv)ᵀ - C shift
+            components = self.components.astype(np.float64)
+            self._weights = np.ascontiguousarray((components * inv).T, dtype=dtype)
+            self._bias = (-(components @ shift)).astype(dtype)
 
     @classmethod
     def fit(
-        cls, X: np.ndarray, n_components: int | None, seed: int, dtype: np.dtype
+        cls, X: np.ndarray, n_components: int | None, scale: str, dtype: np.dtype
     ) -> InputTransform:
-        """Learn the scaling (global min/max), the mean and, if asked, a seeded PCA."""
-        low, high = float(X.min()), float(X.max())
-        span = high - low if high > low else 1.0
-        scaled = (X - low) * (1.0 / span)
-        if n_components is None:
-            return cls(low, span, scaled.mean(axis=0, dtype=np.float64).astype(dtype))
-        from sklearn.decomposition import PCA  # imported here to keep plugin import cheap
+        """Learn the rescaling (``scale``), the mean and, if asked, the deterministic PCA.
 
-        pca = PCA(n_components=n_components, random_state=seed).fit(scaled)
-        return cls(low, span, pca.mean_.astype(dtype), pca.components_.astype(dtype))
+        Reads ``X`` chunk by chunk: no rescaled or float64 copy of the data is made.
+        """
+        if scale == "none":
+            low, span = np.zeros(()), np.ones(())
+        else:
+            axis = 0 if scale == "feature" else None
+            low = np.asarray(X.min(axis=axis), dtype=np.float64)
+            span = np.asarray(X.max(axis=axis), dtype=np.float64) - low
+            span = np.where(span > 0, span, 1.0)
+        if n_components is None:
+            mean = scaled_mean(X, low, 1.0 / span)
+            return cls(low, span, mean.astype(dtype))
+        mean, components = fit_pca(X, n_components, low=low, scale=1.0 / span)
+        return cls(low, span, mean.astype(dtype), components.astype(dtype))
 
     @property
     def n_outputs(self) -> int:
         """Number of network inputs it produces."""
         return len(self.mean) if self.components is None else self.components.shape[0]
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Scaled, centred (and projected) input, in ``X``'s dtype."""
-        scaled = X - self.low
-        scaled *= 1.0 / self.span
-        scaled -= self.mean
-        return scaled if self.components is None else scaled @ self.components.T
+    def transform(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Rescaled, centred (and projected) input in the model's dtype (into ``out``)."""
+        if self.components is None:
+            out = np.multiply(X, self._weights, out=out, dtype=self._weights.dtype)
+        else:
+            out = np.matmul(X, self._weights, out=out, dtype=self._weights.dtype)
+        out += self._bias
+        return out
+
+    def transform_chunked(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``transform`` into ``out`` one fixed-size row chunk at a time, on one BLAS
+        thread (bounded temporaries; training data in a joblib or Dask worker must not
+        oversubscribe the cores)."""
+        with blas_threads(1):
+            for rows in row_chunks(len(X)):
+                self.transform(X[rows], out=out[rows])
+        return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         """Gradient w.r.t. the raw input, given the gradient w.r.t. the network input."""
-        if self.components is not None:
-            grad = grad @ self.components
-        return grad * (1.0 / self.span)
+        if self.components is None:
+            return grad * self._weights
+        return grad @ self._weights.T
 
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted arrays: ``input_low``, ``input_span``, ``input_mean``, ``pca_components``."""
-        state = {
-            "input_low": np.asarray(self.low),
-            "input_span": np.asarray(self.span),
-            "input_mean": self.mean,
-        }
+        state = {"input_low": self.low, "input_span": self.span, "input_mean": self.mean}
         if self.components is not None:
             state["pca_components"] = self.components
         return state
@@ -197,11 +257,15 @@ class InputTransform:
         cls, state: dict[str, np.ndarray], n_components: int | None, dtype: np.dtype
     ) -> InputTransform:
         """Rebuild from ``get_state``; KeyError/ValueError on missing keys or bad shapes."""
-        low = float(_state_array(state, "input_low", ()))
-        span = float(_state_array(state, "input_span", ()))
-        if not (math.isfinite(low) and math.isfinite(span) and span > 0):
-            raise ValueError("input_low/input_span must be finite with input_span > 0")
         mean = _state_array(state, "input_mean", (-1,), dtype)
+        scaling = []
+        for key in ("input_low", "input_span"):
+            array = np.asarray(state[key]) if key in state else None
+            shape = () if array is None or array.ndim == 0 else (len(mean),)
+            scaling.append(_state_array(state, key, shape, np.float64))
+        low, span = scaling
+        if not (np.isfinite(low).all() and np.isfinite(span).all() and (span > 0).all()):
+            raise ValueError("input_low/input_span must be finite with input_span > 0")
         if n_components is None:
             return cls(low, span, mean)
         components = _state_array(state, "pca_components", (n_components, len(mean)), dtype)
@@ -243,11 +307,24 @@ class FlatParameters:
         self.grads = np.zeros(sum(sizes), dtype=dtype)
         self.w: dict[str, np.ndarray] = {}
         self.g: dict[str, np.ndarray] = {}
+        self.offsets: dict[str, int] = {}
         offset = 0
         for (name, shape), size in zip(shapes.items(), sizes, strict=True):
+            self.offsets[name] = offset
             self.w[name] = self.values[offset : offset + size].reshape(shape)
             self.g[name] = self.grads[offset : offset + size].reshape(shape)
             offset += size
+
+    def with_bias(self, weights: str, bias: str) -> tuple[np.ndarray, np.ndarray]:
+        """Views (values, grads) of shape (n_in + 1, n_out) stacking ``weights`` (n_in, n_out)
+        over ``bias`` (n_out,), which the layout must declare right after it: a layer's
+        affine map is then one GEMM of inputs that carry a trailing ones column."""
+        start, (n_in, n_out) = self.offsets[weights], self.w[weights].shape
+        if self.offsets[bias] != start + n_in * n_out or self.w[bias].shape != (n_out,):
+            raise ValueError(f"{bias!r} must follow {weights!r} in the parameter layout")
+        end = start + (n_in + 1) * n_out
+        shape = (n_in + 1, n_out)
+        return self.values[start:end].reshape(shape), self.grads[start:end].reshape(shape)
 
     def copy_weights(self) -> dict[str, np.ndarray]:
         """Independent copies of the named parameters."""
@@ -318,7 +395,8 @@ class NumpyNetwork(Model):
         raise NotImplementedError
 
     def _make_step(self, params: FlatParameters, batch: int, lr: float) -> Step:
-        """An in-place SGD step for batches of exactly ``batch`` rows."""
+        """An in-place SGD step for batches of exactly ``batch`` rows; each input row
+        carries a trailing 1 (see ``FlatParameters.with_bias``)."""
         raise NotImplementedError
 
     def _predicted_index(self, out: np.ndarray) -> np.ndarray:
@@ -352,6 +430,7 @@ class NumpyNetwork(Model):
             "batch_size": check_int("batch_size", self.batch_size),
             "noise_std": check_real("noise_std", self.noise_std, positive=False),
             "dtype": check_dtype(self.dtype),
+            "scale": check_scale(self.scale),
         }
         if self.pca is not None:
             params["pca"] = check_int("pca", self.pca)
@@ -463,17 +542,24 @@ class NumpyNetwork(Model):
             eval_data = self._check_eval_set(eval_set, dtype, params["reject"])
 
         rng = as_generator(self.random_state)
-        self.input_transform_ = InputTransform.fit(X, pca, int(rng.integers(2**31 - 1)), dtype)
-        Z = self.input_transform_.transform(X)
+        rng.integers(2**31 - 1)  # 0.1 seeded its PCA here; still drawn, so the stream is kept
+        transform = InputTransform.fit(X, pca, params["scale"], dtype)
+        self.input_transform_ = transform
+        # The network inputs with a trailing ones column: the SGD step folds each bias
+        # into its layer's GEMM.
+        Z_ones = np.ones((len(X), transform.n_outputs + 1), dtype)
+        Z = transform.transform_chunked(X, Z_ones[:, :-1])
         if eval_data is not None:
-            eval_data = (self.input_transform_.transform(eval_data[0]), eval_data[1])
+            X_eval = eval_data[0]
+            Z_eval = np.empty((len(X_eval), transform.n_outputs), dtype)
+            eval_data = (transform.transform_chunked(X_eval, Z_eval), eval_data[1])
 
         n_outputs = self._n_outputs(len(self.classes_))
         flat = FlatParameters(self._shapes(Z.shape[1], n_outputs), dtype)
         sample = rng.permutation(len(Z))[:INIT_SAMPLE]
         self._initialise(flat.w, rng, Z[sample], y_index[sample])
         self.history_ = []
-        self._train(flat, Z, y_index, eval_data, rng, params, callback)
+        self._train(flat, Z_ones, y_index, eval_data, rng, params, callback)
         self.weights_ = flat.copy_weights()
         return self
 
@@ -495,46 +581,52 @@ class NumpyNetwork(Model):
     def _train(
         self,
         flat: FlatParameters,
-        Z: np.ndarray,
+        Z_ones: np.ndarray,
         y_index: np.ndarray,
         eval_data: tuple[np.ndarray, np.ndarray] | None,
         rng: np.random.Generator,
         params: dict[str, Any],
         callback: EpochCallback | None,
     ) -> None:
-        """The SGD epochs: shuffle into preallocated buffers, step, evaluate, report."""
+        """The SGD epochs: each batch gathered into preallocated buffers, step, evaluate.
+
+        ``Z_ones`` holds the network inputs and a trailing column of ones. Batches are
+        gathered one at a time (no shuffled copy of the whole data set)."""
+        Z = Z_ones[:, :-1]
         n = len(Z)
         batch = min(params["batch_size"], n)
-        n_full, remainder = divmod(n, batch)
-        step = self._make_step(flat, batch, params["lr"])
-        last_step = self._make_step(flat, remainder, params["lr"]) if remainder else None
+        remainder = n % batch
         targets = self._targets(y_index, Z.dtype)
-        Z_shuffled = np.empty_like(Z)
-        targets_shuffled = np.empty_like(targets)
         noise_std = params["noise_std"]
-        noise = np.empty(Z.shape, dtype=Z.dtype) if noise_std > 0 else None
-        end_full = n_full * batch
+        sizes = [batch] + ([remainder] if remainder else [])
+        steps = [self._make_step(flat, size, params["lr"]) for size in sizes]
+        inputs = [np.empty((size, Z_ones.shape[1]), Z.dtype) for size in sizes]
+        outputs = [np.empty((size, targets.shape[1]), Z.dtype) for size in sizes]
+        noises = [
+            np.empty((size, Z.shape[1]), Z.dtype) if noise_std > 0 else None for size in sizes
+        ]
+        starts = [(start, min(start + batch, n)) for start in range(0, n, batch)]
+        take, standard_normal = np.take, rng.standard_normal
+        threads = threads_for_step(batch, Z.shape[1], params["hidden"])
         for epoch in range(1, params["epochs"] + 1):
             # Overflow only happens when training diverges, which is reported below.
-            with (
-                blas_threads(),
-                np.errstate(all="ignore"),
-            ):
+            with blas_threads(threads), np.errstate(all="ignore"):
                 start = time.perf_counter()
                 order = rng.permutation(n)
-                np.take(Z, order, axis=0, out=Z_shuffled)
-                np.take(targets, order, axis=0, out=targets_shuffled)
-                if noise is not None:
-                    # Isotropic noise of std noise_std on the [0, 1]-scaled input projects
-                    # through PCA's orthonormal rows to isotropic noise of the same std, so
-                    # it is drawn directly in network-input space.
-                    rng.standard_normal(out=noise, dtype=noise.dtype)
-                    noise *= noise_std
-                    Z_shuffled += noise
-                for i in range(0, end_full, batch):
-                    step(Z_shuffled[i : i + batch], targets_shuffled[i : i + batch])
-                if last_step is not None:
-                    last_step(Z_shuffled[end_full:], targets_shuffled[end_full:])
+                for begin, end in starts:
+                    last = int(end - begin != batch)
+                    x, t, noise = inputs[last], outputs[last], noises[last]
+                    rows = order[begin:end]
+                    take(Z_ones, rows, 0, x)
+                    take(targets, rows, 0, t)
+                    if noise is not None:
+                        # Isotropic noise of std noise_std on the [0, 1]-scaled input
+                        # projects through PCA's orthonormal rows to isotropic noise of
+                        # the same std, so it is drawn directly in network-input space.
+                        standard_normal(out=noise, dtype=noise.dtype)
+                        noise *= noise_std
+                        x[:, :-1] += noise
+                    steps[last](x, t)
                 seconds = time.perf_counter() - start
             with np.errstate(all="ignore"):
                 loss, accuracy = self._evaluate(flat.w, Z, y_index)
@@ -554,47 +646,74 @@ class NumpyNetwork(Model):
     def _evaluate(
         self, w: dict[str, np.ndarray], Z: np.ndarray, y_index: np.ndarray
     ) -> tuple[float, float]:
-        """Mean loss and accuracy (REJECT counts as a label) over a whole data set."""
+        """Mean loss and accuracy (REJECT counts as a label) over a whole data set, on one
+        BLAS thread (it runs inside training, perhaps in a worker process)."""
         total_loss, correct = 0.0, 0
-        for start in range(0, len(Z), EVAL_CHUNK):
-            out, _ = self._forward(w, Z[start : start + EVAL_CHUNK])
-            labels = y_index[start : start + EVAL_CHUNK]
-            total_loss += float(self._output_loss(out, labels)[0].sum(dtype=np.float64))
-            correct += int(np.count_nonzero(self._predicted_index(out) == labels))
+        with blas_threads(1):
+            for start in range(0, len(Z), EVAL_CHUNK):
+                out, _ = self._forward(w, Z[start : start + EVAL_CHUNK])
+                labels = y_index[start : start + EVAL_CHUNK]
+                total_loss += float(self._output_loss(out, labels)[0].sum(dtype=np.float64))
+                correct += int(np.count_nonzero(self._predicted_index(out) == labels))
         return total_loss / len(Z), correct / len(Z)
 
     # ---------------------------------------------------------------------- inference
 
     def _network_input(self, X: Any) -> np.ndarray:
+        """The network input of ``X``, validated; an attack's iterates (C-contiguous 2-D
+        arrays of the model's dtype and width) skip straight to the transform, whose
+        output is checked for NaN/inf instead (a NaN or inf in X always reaches it)."""
         check_is_fitted(self, "weights_")
-        X = self._check_X(X, check_dtype(self.dtype), reset=False)
+        dtype = check_dtype(self.dtype)
+        if (
+            type(X) is np.ndarray
+            and X.dtype == dtype
+            and X.ndim == 2
+            and X.flags.c_contiguous
+            and len(X) > 0
+            and X.shape[1] == self.n_features_in_
+        ):
+            with np.errstate(invalid="ignore", over="ignore"):
+                Z = self.input_transform_.transform(X)
+            if np.isfinite(Z).all():
+                return Z
+        X = self._check_X(X, dtype, reset=False)
         return self.input_transform_.transform(X)
 
-    @single_blas_thread
+    def _outputs(self, X: Any) -> np.ndarray:
+        """Network outputs of ``X``; more than ``EVAL_CHUNK`` rows are run a chunk at a
+        time, so the hidden-layer temporaries stay bounded whatever the data's length."""
+        check_is_fitted(self, "weights_")
+        if not hasattr(X, "__len__") or len(X) <= EVAL_CHUNK:
+            return self._forward(self.weights_, self._network_input(X))[0]
+        X = self._check_X(X, check_dtype(self.dtype), reset=False)
+        return np.concatenate(
+            [
+                self._forward(self.weights_, self._network_input(X[rows]))[0]
+                for rows in row_chunks(len(X), EVAL_CHUNK)
+            ]
+        )
+
+    @fixed_blas_threads
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Class scores (n_samples, n_classes); the highest wins."""
-        Z = self._network_input(X)
-        out, _ = self._forward(self.weights_, Z)
-        return self._class_scores(out)
+        return self._class_scores(self._outputs(X))
 
-    @single_blas_thread
+    @fixed_blas_threads
     def reject_score(self, X: np.ndarray) -> np.ndarray:
         """Score of the reject option: an input is rejected where it beats every class."""
-        Z = self._network_input(X)
-        out, _ = self._forward(self.weights_, Z)
+        out = self._outputs(X)
         scores = self._reject_scores(out)
         return super().reject_score(out) if scores is None else scores
 
-    @single_blas_thread
+    @fixed_blas_threads
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted labels, REJECT (-1) for rejected inputs (one forward pass)."""
-        Z = self._network_input(X)
-        out, _ = self._forward(self.weights_, Z)
-        index = self._predicted_index(out)
+        index = self._predicted_index(self._outputs(X))
         labels = self.classes_[np.minimum(index, len(self.classes_) - 1)]
         return with_rejects(labels, index == len(self.classes_))
 
-    @single_blas_thread
+    @fixed_blas_threads
     def loss_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-sample training loss (n,) and its gradient w.r.t. the raw input (n, d)."""
         Z = self._network_input(X)
@@ -606,7 +725,7 @@ class NumpyNetwork(Model):
         grad_Z = self._backward_input(self.weights_, cache, grad_out)
         return loss, self.input_transform_.backward(grad_Z)
 
-    @single_blas_thread
+    @fixed_blas_threads
     def decision_gradient(
         self,
         X: np.ndarray,

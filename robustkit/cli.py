@@ -480,6 +480,15 @@ def cache_clear(cache_dir: str | None) -> None:
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of every random choice (0).")
 @click.option("--jobs", type=int, help="Parallel jobs (default 1; -1: all cores).")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "dask"]),
+    help="Where cells run: local processes (default) or a Dask cluster (the dask extra).",
+)
+@click.option(
+    "--scheduler",
+    help="Dask scheduler address (tcp://host:8786) for --backend dask; else a local cluster.",
+)
 @click.option("--config", type=click.Path(dir_okay=False), help="A grid.toml with the grid.")
 @click.option(
     "--cache-dir",

@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import RobustkitError
 from .faults import plugin_call
+from .parallel import BACKENDS
 from .params import check_int, parse_float_list, parse_spec, typed_params
 from .persistence import Recipe
 from .plugins import registry
@@ -146,6 +147,8 @@ class Grid:
     samples: str = "first"
     seed: int = 0
     jobs: int = 1
+    backend: str = "local"
+    scheduler: str | None = None
 
     @classmethod
     def build(
@@ -163,6 +166,8 @@ class Grid:
         samples: str | None = None,
         seed: int | None = None,
         jobs: int | None = None,
+        backend: str | None = None,
+        scheduler: str | None = None,
     ) -> Grid:
         """A validated grid from loose values (names, specs, lists, comma-separated numbers)."""
         grid = cls()
@@ -188,6 +193,8 @@ class Grid:
             ("seed", seed),
             ("jobs", jobs),
             ("eps_unit", eps_unit),
+            ("backend", backend),
+            ("scheduler", scheduler),
         ):
             if value is not None:
                 setattr(grid, name, value)
@@ -230,6 +237,7 @@ class Grid:
         check_sample_set(self.samples)
         check_jobs(self.jobs)
         check_int("seed", self.seed, 0)
+        self._validate_backend()
         if not isinstance(self.eps_unit, str) or self.eps_unit not in EPS_UNITS:
             raise RobustkitError(
                 f"eps_unit must be one of {', '.join(EPS_UNITS)}, got {self.eps_unit!r}"
@@ -266,6 +274,26 @@ class Grid:
                 f"eps {max(self.epsilons):g} (absolute) is more than the data's whole input "
                 f"range {span:g} ([{bounds[0]:g}, {bounds[1]:g}])"
             )
+
+    def _validate_backend(self) -> None:
+        if self.backend not in BACKENDS:
+            raise RobustkitError(
+                f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
+        if self.scheduler is not None:
+            if not isinstance(self.scheduler, str) or not self.scheduler:
+                raise RobustkitError(
+                    f"scheduler must be a Dask scheduler address such as tcp://host:8786, "
+                    f"got {self.scheduler!r}"
+                )
+            if self.backend != "dask":
+                raise RobustkitError(
+                    "scheduler is given but backend is not 'dask'; add backend dask"
+                )
+        if self.backend == "dask":
+            from .dask_backend import require_dask
+
+            require_dask()
 
     def recipes(self) -> list[Recipe]:
         """One recipe per (model, defense, λ), seeded, without duplicates."""

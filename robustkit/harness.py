@@ -95,10 +95,12 @@ def check_split(split: DataSplit) -> None:
                 f"data set {split.name!r}: {part} inputs {X.shape} and labels {y.shape} "
                 "do not match (expected (n, features...) and (n,), n >= 1)"
             )
-        if not np.all(np.isfinite(X)):
+        # min and max propagate NaN and show inf: no full-size mask of the data.
+        smallest, largest = X.min(), X.max()
+        if not (np.isfinite(smallest) and np.isfinite(largest)):
             raise DataError(f"data set {split.name!r}: {part} inputs hold NaN or infinite values")
         lo, hi = split.bounds
-        if X.min() < lo or X.max() > hi:
+        if smallest < lo or largest > hi:
             raise DataError(
                 f"data set {split.name!r}: {part} inputs lie outside the declared bounds "
                 f"[{lo:g}, {hi:g}]"
@@ -353,6 +355,8 @@ class Harness:
                 )
                 for i in to_fit
             ),
+            self.grid.backend,
+            self.grid.scheduler,
         )
         for i, (model, seconds) in zip(to_fit, fitted, strict=True):
             models[i] = (model, seconds, False)
@@ -415,7 +419,9 @@ class Harness:
         rows: dict[int, list[dict[str, Any]]] = {id(t): [] for t in trained}
         sample_cells: list[SampleCell] = []
         per_model: dict[int, list[tuple[SampleCell, AttackOutcome]]] = {}
-        outcomes = run_parallel(_attack, self.grid.jobs, jobs)
+        outcomes = run_parallel(
+            _attack, self.grid.jobs, jobs, self.grid.backend, self.grid.scheduler
+        )
         for (t, spec, attack), seed, outcome in zip(cells, seeds, outcomes, strict=True):
             cell = self._sample_cell(split, t, spec.label, seed, outcome)
             sample_cells.append(cell)
@@ -629,6 +635,8 @@ def evaluate(
     samples: str = "first",
     seed: int = 0,
     jobs: int = 1,
+    backend: str = "local",
+    scheduler: str | None = None,
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
@@ -642,6 +650,9 @@ def evaluate(
     every model) or ``"correct"`` (the first ``n_samples`` each model classifies
     correctly, the study's choice). ``cache_dir`` enables the on-disk model cache;
     ``keep_adversarials`` keeps the adversarial inputs for ``result.write_samples``.
+    ``backend="dask"`` runs the training and attack cells on the Dask cluster at
+    ``scheduler`` (else a local one of ``jobs`` workers); the rows are the same as on
+    this machine.
     """
     grid = Grid.build(
         model=model,
@@ -655,6 +666,8 @@ def evaluate(
         samples=samples,
         seed=seed,
         jobs=jobs,
+        backend=backend,
+        scheduler=scheduler,
         data_dir=data_dir,
     )
     cache = ModelCache(cache_dir) if cache_dir is not None else None

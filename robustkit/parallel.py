@@ -18,6 +18,8 @@ from joblib import Parallel, delayed
 
 #: Seconds between a worker's checks that its parent process still exists.
 PARENT_POLL_SECONDS = 0.5
+#: Where cells run: this machine's processes (joblib's loky), or a Dask cluster.
+BACKENDS = ("local", "dask")
 
 
 def effective_jobs(jobs: int, n_tasks: int) -> int:
@@ -26,11 +28,23 @@ def effective_jobs(jobs: int, n_tasks: int) -> int:
     return max(1, min(wanted, n_tasks))
 
 
-def run_parallel(fn: Callable, jobs: int, items: Iterable[tuple]) -> Iterator[Any]:
+def run_parallel(
+    fn: Callable,
+    jobs: int,
+    items: Iterable[tuple],
+    backend: str = "local",
+    scheduler: str | None = None,
+) -> Iterator[Any]:
     """``fn(*item)`` for each item, in order; in worker processes when more than one job
-    is useful (``jobs`` is capped at the number of items; -1 means every core)."""
+    is useful (``jobs`` is capped at the number of items; -1 means every core), or on a
+    Dask cluster (``scheduler``'s, else a local one of ``jobs`` workers) with
+    ``backend="dask"``."""
     items = list(items)
     jobs = effective_jobs(jobs, len(items))
+    if backend == "dask":
+        from .dask_backend import run_on_dask
+
+        return iter(run_on_dask(fn, items, scheduler, jobs))
     if jobs == 1:
         return (fn(*item) for item in items)
     return _run_in_workers(fn, jobs, items)

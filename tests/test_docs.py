@@ -57,9 +57,9 @@ def test_the_examples_run_together_in_the_harness():
             n_samples=10,
         )
         assert {row["attack_kind"] for row in result.rows if not row["worst_case"]} == {
-        "score",
-        "gradient",
-    }
+            "score",
+            "gradient",
+        }
         with pytest.raises(robustkit.RobustkitError, match="levels must be an integer >= 2"):
             robustkit.evaluate("soft-centroid", "fgsm", "quantise:levels=1", eps=[0.1])
 

@@ -90,7 +90,8 @@ def test_sgd_step_moves_along_the_mean_loss_gradient(kind, reject, batch):
 
     theta = flat.values.copy()
     lr = 1e-3
-    model._make_step(flat, batch, lr)(Z, model._targets(y_index, np.dtype("f8")))
+    Z_ones = np.hstack([Z, np.ones((batch, 1))])  # the step's inputs carry a trailing 1
+    model._make_step(flat, batch, lr)(Z_ones, model._targets(y_index, np.dtype("f8")))
     analytic = (theta - flat.values) / lr
 
     def mean_loss(values: np.ndarray) -> float:

@@ -3,8 +3,9 @@
 Prints seconds per epoch (SGD steps and shuffling; PCA and the per-epoch evaluation are
 not timed) at batch sizes 1, 128 and 1024 with test accuracy, minor page faults per
 epoch, the same networks written in PyTorch on the CPU in the same run (skipped, saying
-so, where torch is not installed), 1 vs 2 BLAS threads, and the study's accuracy runs
-(hinge 15 epochs, rbf 10 epochs, batch 128, lr 0.1, PCA 128).
+so, where torch is not installed), 1 vs 2 BLAS threads against the thread count
+robustkit picks from the batch and layer sizes, and the study's accuracy runs (hinge 15
+epochs, rbf 10 epochs, batch 128, lr 0.1, PCA 128). Ends with a markdown table.
 
     python examples/benchmarks/bench_networks.py [--data-dir DIR] [--quick]
 """
@@ -24,7 +25,6 @@ import numpy as np
 from robustkit_plugins import _numpy_net
 from robustkit_plugins.hinge import HingeNetwork
 from robustkit_plugins.rbf import RBFNetwork
-from threadpoolctl import threadpool_limits
 
 import robustkit
 
@@ -175,8 +175,8 @@ def main() -> None:
     y_test = np.asarray(split.y_test)
     print(f"Fashion-MNIST: {split.X_train.shape} train, {split.X_test.shape} test, PCA {PCA}")
     print(
-        f"numpy {np.__version__}, {os.cpu_count()} CPUs; "
-        f"BLAS threads in the SGD loop and inference: {_numpy_net.BLAS_THREADS or 'all'}"
+        f"numpy {np.__version__}, {os.cpu_count()} CPUs; BLAS threads in the SGD loop: 2 from "
+        f"{_numpy_net.TWO_THREAD_WORK:,} multiply-adds (batch x inputs x hidden), else 1"
     )
     has_torch = torch_available()
     if has_torch:
@@ -265,24 +265,38 @@ def main() -> None:
     ]
     print("\nRBF / hinge time per epoch: " + ", ".join(ratios))
 
-    print("\nBLAS threads (s/epoch, forced for the whole SGD loop)")
+    print("\nBLAS threads (s/epoch, forced for the whole SGD loop; weights bit-identical?)")
     thread_rows = []
-    saved = _numpy_net.BLAS_THREADS
-    _numpy_net.BLAS_THREADS = None  # let the outer limit decide
+    saved = _numpy_net.TWO_THREAD_WORK
     try:
         for name in NETWORKS:
             for batch in (128, 1024):
                 row = [name, batch]
-                for threads in (1, 2):
-                    with threadpool_limits(limits=threads, user_api="blas"):
-                        _, seconds, _, _ = train(
-                            name, split, batch=batch, epochs=2 if quick else 4, lr=0.1
-                        )
+                weights = []
+                for work in (10**15, 0):  # one thread, then two
+                    _numpy_net.TWO_THREAD_WORK = work
+                    model, seconds, _, _ = train(
+                        name, split, batch=batch, epochs=2 if quick else 4, lr=0.1
+                    )
                     row.append(f"{seconds:.3f}")
+                    weights.append(model.weights_)
+                _numpy_net.TWO_THREAD_WORK = saved
+                same = all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+                row.append(_numpy_net.threads_for_step(batch, PCA, 150))
+                row.append("yes" if same else "NO")
                 thread_rows.append(row)
     finally:
-        _numpy_net.BLAS_THREADS = saved
-    print(table(thread_rows, ["net", "batch", "1 thread", "2 threads"]))
+        _numpy_net.TWO_THREAD_WORK = saved
+    print(table(thread_rows, ["net", "batch", "1 thread", "2 threads", "picked", "same weights"]))
+
+    print("\nMarkdown (README):\n")
+    print("| net | batch | lr | s/epoch | test acc | PyTorch s/epoch | PyTorch / robustkit |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row[0]} | {row[1]} | {row[2]} | {row[4]} | {float(row[6]):.1%} "
+            f"({row[3]} epochs) | {row[8]} | {row[10]} |"
+        )
 
     print("\nAccuracy runs (study settings: batch 128, lr 0.1, PCA 128)")
     print(table(accuracy_rows, ["net", "epochs", "test acc", "train acc", "target", "verdict"]))

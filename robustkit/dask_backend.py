@@ -1,0 +1,79 @@
+"""Harness cells on a Dask cluster, through joblib's Dask backend (the optional ``dask`` extra).
+
+Without a scheduler address a local cluster of single-threaded worker processes is
+started once per process. Results (fitted models included) travel back to the client,
+so the model cache is written where the grid runs. Workers must run one thread each
+(``dask worker ADDRESS --nthreads 1``): BLAS thread limits are per process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import importlib.util
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .errors import RobustkitError
+
+#: Seconds to wait for a scheduler to answer, and for a worker to join.
+CONNECT_TIMEOUT = 30
+
+
+def require_dask() -> None:
+    """A one-line RobustkitError saying how to install Dask, if it is missing."""
+    if importlib.util.find_spec("distributed") is None:
+        raise RobustkitError(
+            "backend 'dask' needs dask.distributed, which is not installed; "
+            "install it with: pip install 'robustkit[dask]'"
+        )
+
+
+@functools.cache
+def local_client(workers: int) -> Any:
+    """A client of a local cluster of ``workers`` single-threaded processes, started once
+    per process (it takes seconds) and closed when the process exits."""
+    require_dask()
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = Client(cluster)
+    atexit.register(cluster.close)
+    atexit.register(client.close)  # registered last, so run first
+    return client
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
+    """A client of the scheduler at ``scheduler`` (closed afterwards), or of the local cluster."""
+    if scheduler is None:
+        yield local_client(workers)
+        return
+    require_dask()
+    from distributed import Client
+
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise RobustkitError(
+            f"cannot reach the Dask scheduler at {scheduler!r}: {exc}; pass the address "
+            "that `dask scheduler` prints, e.g. tcp://host:8786"
+        ) from None
+    with client:
+        yield client
+
+
+def run_on_dask(
+    fn: Callable, items: Iterable[tuple], scheduler: str | None, workers: int
+) -> list[Any]:
+    """``fn(*item)`` for each item on the Dask cluster, results in order, on the client."""
+    from joblib import Parallel, delayed, parallel_config
+
+    with (
+        dask_client(scheduler, workers) as client,
+        parallel_config(backend="dask", client=client, wait_for_workers_timeout=CONNECT_TIMEOUT),
+    ):
+        return Parallel(n_jobs=-1)(delayed(fn)(*item) for item in items)

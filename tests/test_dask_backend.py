@@ -1,0 +1,90 @@
+"""Grids on a Dask cluster: the same rows as on this machine; clear errors without Dask."""
+
+import importlib.util
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import robustkit
+from robustkit import RobustkitError
+from robustkit.cli import cli
+from robustkit.grid import Grid
+
+GRID = {
+    "model": ["hinge:epochs=3", "rbf:epochs=3"],
+    "attack": ["fgsm", "pgd:steps=3"],
+    "defense": ["none", "reject"],
+    "eps": [0.05, 0.2],
+    "n_samples": 20,
+}
+TIMINGS = ("seconds", "train_seconds", "cached")
+
+
+def _rows(rows):
+    """The rows without timings, as JSON text (so that NaN equals NaN)."""
+    kept = [{k: v for k, v in row.items() if k not in TIMINGS} for row in rows]
+    return json.dumps(kept, sort_keys=True, default=str)
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    """A two-worker distributed.LocalCluster (skipped, saying so, without the dask extra)."""
+    pytest.importorskip("distributed", reason="dask[distributed] is not installed (the dask extra)")
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_a_grid_on_a_dask_cluster_gives_the_local_rows_and_fills_the_cache(local_cluster, tmp_path):
+    local = robustkit.evaluate(**GRID)
+    cache = tmp_path / "cache"
+    remote = robustkit.evaluate(**GRID, backend="dask", scheduler=local_cluster, cache_dir=cache)
+    assert _rows(remote.rows) == _rows(local.rows)
+    assert len(list(cache.rglob("*.npz"))) == 4  # written by the client, one per recipe
+    again = robustkit.evaluate(**GRID, backend="dask", scheduler=local_cluster, cache_dir=cache)
+    assert all(row["cached"] for row in again.rows)
+    assert _rows(again.rows) == _rows(local.rows)
+
+
+def test_the_cli_runs_a_grid_on_a_dask_scheduler(local_cluster, tmp_path):
+    out = tmp_path / "rows.json"
+    args = ["eval", "--model", "hinge:epochs=2", "--attack", "fgsm", "--eps", "0.1"]
+    args += ["--n-samples", "10", "--no-cache", "--json", str(out)]
+    done = CliRunner().invoke(cli, [*args, "--backend", "dask", "--scheduler", local_cluster])
+    assert done.exit_code == 0, done.output
+    local_out = tmp_path / "local.json"
+    CliRunner().invoke(cli, [*args[:-1], str(local_out)])
+    remote_rows, local_rows = (json.loads(p.read_text())["rows"] for p in (out, local_out))
+    assert _rows(remote_rows) == _rows(local_rows)
+
+
+def test_backend_dask_without_dask_installed_is_a_one_line_error(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "distributed" else real(name, *args),
+    )
+    with pytest.raises(RobustkitError, match=r"pip install 'robustkit\[dask\]'"):
+        Grid.build(backend="dask")
+    done = CliRunner().invoke(cli, ["eval", "--backend", "dask", "--no-cache"])
+    assert done.exit_code == 2
+    assert "pip install 'robustkit[dask]'" in done.output
+    assert "Traceback" not in done.output
+
+
+def test_a_scheduler_without_the_dask_backend_is_an_error():
+    with pytest.raises(RobustkitError, match="scheduler is given but backend is not 'dask'"):
+        Grid.build(scheduler="tcp://localhost:8786")
+    with pytest.raises(RobustkitError, match="backend must be one of local, dask"):
+        Grid.build(backend="spark")
+
+
+def test_grid_toml_takes_backend_and_scheduler(tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text('backend = "local"\n[[model]]\nname = "hinge"\n')
+    assert Grid.from_toml(path).backend == "local"
