@@ -22,7 +22,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from robustkit import INPUT_GRADIENT, REJECT, REJECTION, Model, RobustkitError
-from robustkit.interfaces import EpochCallback, with_rejects
+from robustkit.certify import Affine
+from robustkit.interfaces import CERTIFIABLE, EpochCallback, with_rejects
 from robustkit.params import check_int
 
 #: A compiled SGD step: updates the parameters in place from one batch (inputs, targets).
@@ -175,6 +176,14 @@ class InputTransform:
         scaled -= self.mean
         return scaled if self.components is None else scaled @ self.components.T
 
+    def affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """The transform as (W, b) in float64, with ``transform(X) = X @ W + b``."""
+        mean = self.mean.astype(np.float64)
+        if self.components is None:
+            return np.eye(len(mean)) / self.span, -(self.low / self.span + mean)
+        W = self.components.T.astype(np.float64)
+        return W / self.span, -(self.low / self.span + mean) @ W
+
     def backward(self, grad: np.ndarray) -> np.ndarray:
         """Gradient w.r.t. the raw input, given the gradient w.r.t. the network input."""
         if self.components is not None:
@@ -277,7 +286,7 @@ class NumpyNetwork(Model):
     ``_class_scores`` and ``_reject_scores``; everything else lives here.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({INPUT_GRADIENT, REJECTION})
+    capabilities: ClassVar[frozenset[str]] = frozenset({INPUT_GRADIENT, REJECTION, CERTIFIABLE})
 
     # ----------------------------------------------------------------- hooks to override
 
@@ -335,6 +344,10 @@ class NumpyNetwork(Model):
 
     def _output_grad(self, grad_scores: np.ndarray, grad_reject: np.ndarray | None) -> np.ndarray:
         """Gradient w.r.t. the outputs of Σ grad_scores·scores + grad_reject·reject_score."""
+        raise NotImplementedError
+
+    def _certification_layers(self, w: dict[str, np.ndarray]) -> list[Any]:
+        """The network after the input transform as ``robustkit.certify`` layer records."""
         raise NotImplementedError
 
     # -------------------------------------------------------------------- validation
@@ -629,6 +642,11 @@ class NumpyNetwork(Model):
             self.weights_, cache, self._output_grad(grad_scores, grad_reject)
         )
         return self.input_transform_.backward(grad_Z)
+
+    def certification_layers(self) -> list[Any]:
+        """The fitted network as ``robustkit.certify`` layers, from the raw input on."""
+        check_is_fitted(self, "weights_")
+        return [Affine(*self.input_transform_.affine()), *self._certification_layers(self.weights_)]
 
     # -------------------------------------------------------------------------- state
 

@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.base import clone
 
 from robustkit import REJECT, REJECTION, Defense, Model, RobustkitError, hookimpl
+from robustkit.certify import with_reject_offset
 from robustkit.interfaces import EpochCallback
 from robustkit.params import check_int
 from robustkit.wrapping import WrappedModel
@@ -157,6 +158,10 @@ class NoiseClassRejection(WrappedModel):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions under the offset reject score (the inner model's would ignore it)."""
         return Model.predict(self, X)
+
+    def certification_layers(self) -> list[Any]:
+        """The inner model's layers with the calibrated offset on the reject score."""
+        return with_reject_offset(self.model.certification_layers(), self.reject_offset_)
 
     def get_state(self) -> dict[str, np.ndarray]:
         """The inner model's state plus the calibrated offset."""

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from robustkit import hookimpl
+from robustkit.certify import Affine, LinearHead, ReLU
 
 from ._numpy_net import FlatParameters, NumpyNetwork, Step, he_normal, outer_product
 
@@ -116,6 +117,14 @@ class HingeNetwork(NumpyNetwork):
         if grad_reject is not None:
             reject_column[:, 0] = grad_reject
         return np.hstack([grad_scores, reject_column])
+
+    def _certification_layers(self, w: dict[str, np.ndarray]) -> list[Any]:
+        return [
+            Affine(w["W1"], w["b1"]),
+            ReLU(),
+            Affine(w["W2"], w["b2"]),
+            LinearHead(reject=bool(self.reject)),
+        ]
 
     def _make_step(self, params: FlatParameters, batch: int, lr: float) -> Step:
         """One SGD step on a batch of one-hot targets, with every temporary preallocated.

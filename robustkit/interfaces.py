@@ -26,6 +26,10 @@ REJECT = -1
 INPUT_GRADIENT = "input_gradient"
 #: Capability: the model trains on ``REJECT``-labelled samples and can predict ``REJECT``.
 REJECTION = "rejection"
+#: Capability: ``certification_layers()`` describes the network for ``robustkit.certify``.
+CERTIFIABLE = "certifiable"
+#: Capability: ``fit`` takes ``batch_transform``, called on every training minibatch.
+BATCH_TRANSFORM = "batch_transform"
 
 #: Attack kinds: follows input gradients, queries scores only, or a baseline (random noise).
 GRADIENT_ATTACK = "gradient"
@@ -35,6 +39,10 @@ ATTACK_KINDS = (GRADIENT_ATTACK, SCORE_ATTACK, BASELINE_ATTACK)
 
 #: Called once per epoch by ``Model.fit`` with the epoch's history record.
 EpochCallback = Callable[[dict[str, float]], None]
+#: ``batch_transform(model, X_batch, y_batch) -> X_batch'``: with ``BATCH_TRANSFORM``,
+#: ``fit`` calls it on every minibatch of raw inputs while ``model`` predicts with the
+#: current weights (adversarial training replaces the batch by adversarials).
+BatchTransform = Callable[[Any, np.ndarray, np.ndarray], np.ndarray]
 
 
 def require_capabilities(model: Any, needed: frozenset[str], user: str) -> None:
@@ -105,6 +113,10 @@ class Model(ClassifierMixin, BaseEstimator):
     ) -> np.ndarray:
         """Vector-Jacobian product: d(Σ grad_scores·scores + grad_reject·reject_score)/dX."""
         raise NotImplementedError(f"{type(self).__name__} has no input gradients")
+
+    def certification_layers(self) -> list[Any]:
+        """With ``CERTIFIABLE``: the fitted network as ``robustkit.certify`` layer records."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be certified")
 
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted arrays, for saving without pickle (see ``robustkit.persistence``)."""

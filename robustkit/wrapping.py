@@ -75,6 +75,10 @@ class WrappedModel(Model):
         """The inner model's vector-Jacobian product of scores and reject score."""
         return self.model.decision_gradient(X, grad_scores, grad_reject)
 
+    def certification_layers(self) -> list[Any]:
+        """The inner model's certification layers (a wrapper that changes scores must override)."""
+        return self.model.certification_layers()
+
     def get_state(self) -> dict[str, np.ndarray]:
         """The inner model's fitted arrays under ``model/`` keys; subclasses add their own."""
         return {STATE_PREFIX + key: value for key, value in self.model.get_state().items()}
