@@ -19,6 +19,7 @@ every input in the box is classified correctly or rejected.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -529,3 +530,68 @@ def certify_model(
     X = np.asarray(X).reshape(len(X), -1)
     result = margin_bounds(model.certification_layers(), X, columns, radius, bounds, method)
     return Certificate(result.correct & known, result.correct_or_reject & known)
+
+
+#: A bracket [certified, robust] wider than this is flagged as inconclusive.
+INCONCLUSIVE_GAP = 0.2
+
+
+def _rate_with_interval(name: str, hits: np.ndarray) -> dict[str, float]:
+    """``name``, ``name_low`` and ``name_high``: the share of hits and its 95 % Wilson interval."""
+    from scipy.stats import binomtest  # scipy comes with scikit-learn
+
+    n, k = len(hits), int(np.count_nonzero(hits))
+    if n == 0:
+        return {name: math.nan, f"{name}_low": math.nan, f"{name}_high": math.nan}
+    interval = binomtest(k, n).proportion_ci(method="wilson")
+    return {name: k / n, f"{name}_low": float(interval.low), f"{name}_high": float(interval.high)}
+
+
+def certification_metrics(
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    radius: float,
+    *,
+    bounds: tuple[float, float],
+    method: str,
+    rejects: bool,
+) -> dict[str, Any]:
+    """The row columns of a certificate: ``certified_accuracy`` (with its Wilson interval),
+    ``certified_correct_or_reject`` for models that reject (else None), method and seconds."""
+    start = time.perf_counter()
+    certificate = certify_model(model, X, y, radius, bounds=bounds, method=method)
+    metrics: dict[str, Any] = {"certify_method": method}
+    metrics.update(_rate_with_interval("certified_accuracy", certificate.correct))
+    either = _rate_with_interval("certified_correct_or_reject", certificate.correct_or_reject)
+    metrics.update(either if rejects else dict.fromkeys(either))
+    metrics["certify_seconds"] = time.perf_counter() - start
+    return metrics
+
+
+def bracket_gap(row: dict[str, Any]) -> float | None:
+    """Robust accuracy (what the attack left) minus certified accuracy, or None."""
+    if row.get("certified_accuracy") is None:
+        return None
+    robust = row.get("robust_accuracy")
+    if robust is None:  # 0.1 rows: the attacked samples are all clean-correct
+        robust = 1.0 - row["attack_success_rate"]
+    return float(robust) - float(row["certified_accuracy"])
+
+
+def inconclusive(row: dict[str, Any]) -> bool:
+    """True where the bracket [certified, robust] is wider than ``INCONCLUSIVE_GAP``."""
+    gap = bracket_gap(row)
+    return gap is not None and gap > INCONCLUSIVE_GAP
+
+
+def check_certification(models: list[Any], method: str, eps_fractions: list[float]) -> None:
+    """Before any training: a known method, certifiable models, ε within the input range."""
+    _check_method(method)
+    for model in models:
+        require_capabilities(model, frozenset({CERTIFIABLE}), f"--certify {method}")
+    outside = [e for e in eps_fractions if not 0 <= e <= 1]
+    if outside:
+        raise RobustkitError(
+            f"certification takes ε within the input range (0 to 1 of it); got {outside}"
+        )

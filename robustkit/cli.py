@@ -319,6 +319,11 @@ def info(model_file: str) -> None:
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of every random choice (0).")
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel jobs (default 1).")
+@click.option(
+    "--certify",
+    type=click.Choice(["ibp", "crown"]),
+    help="Add certified accuracy (a sound lower bound) to every row, by IBP or CROWN.",
+)
 @click.option("--config", type=click.Path(dir_okay=False), help="A grid.toml with the grid.")
 @click.option(
     "--cache-dir",

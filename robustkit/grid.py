@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .certify import METHODS as CERTIFY_METHODS
 from .errors import RobustkitError
 from .params import check_int, parse_float_list, parse_spec
 from .persistence import Recipe
@@ -103,6 +104,7 @@ class Grid:
     n_samples: int = 100
     seed: int = 0
     jobs: int = 1
+    certify: str | None = None  # "ibp" or "crown": certified accuracy beside every row
 
     @classmethod
     def build(
@@ -119,6 +121,7 @@ class Grid:
         n_samples: int | None = None,
         seed: int | None = None,
         jobs: int | None = None,
+        certify: str | None = None,
     ) -> Grid:
         """A validated grid from loose values (names, specs, lists, comma-separated numbers)."""
         grid = cls()
@@ -141,6 +144,7 @@ class Grid:
             ("seed", seed),
             ("jobs", jobs),
             ("eps_unit", eps_unit),
+            ("certify", certify),
         ):
             if value is not None:
                 setattr(grid, name, value)
@@ -177,6 +181,10 @@ class Grid:
         check_int("n_samples", self.n_samples)
         check_int("jobs", self.jobs)
         check_int("seed", self.seed, 0)
+        if self.certify is not None and self.certify not in CERTIFY_METHODS:
+            raise RobustkitError(
+                f"certify must be one of {', '.join(CERTIFY_METHODS)}, got {self.certify!r}"
+            )
         if self.eps_unit not in EPS_UNITS:
             raise RobustkitError(
                 f"eps_unit must be one of {', '.join(EPS_UNITS)}, got {self.eps_unit!r}"

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import __version__
 from .cache import ModelCache, data_fingerprint
+from .certify import certification_metrics, check_certification, inconclusive
 from .errors import DataError, RobustkitError
 from .grid import Grid, PluginSpec
 from .interfaces import GRADIENT_ATTACK, Attack, DataSplit, Model, require_capabilities
@@ -141,6 +142,10 @@ class Harness:
         for model in unfitted:  # every mismatch is found before anything trains
             for spec, attack in attacks:
                 require_capabilities(model, attack.requires, f"attack {spec.name!r}")
+        if grid.certify:
+            span = split.bounds[1] - split.bounds[0]
+            fractions = [e * self._eps_unit_size(split) / span for e in grid.epsilons]
+            check_certification(unfitted, grid.certify, fractions)
         self._total = len(recipes) + len(recipes) * len(attacks)
         self._done = 0
         trained = self._train(split, recipes, unfitted)
@@ -223,6 +228,7 @@ class Harness:
             for t, spec, attack in cells
         )
         rows = []
+        certified = self._certify(split, trained)
         outcomes = run_parallel(_attack, self.grid.jobs, jobs)
         for (t, spec, attack), (predictions, linf, zero_grad, seconds) in zip(
             cells, outcomes, strict=True
@@ -240,8 +246,31 @@ class Harness:
                         attack_metrics(y, predictions[k], linf[k], zero_grad),
                     )
                 )
+                if certified:
+                    rows[-1].update(certified[id(t), k])
+                    rows[-1]["certification_inconclusive"] = inconclusive(rows[-1])
             self._step(f"attacked {t.recipe.model}/{t.recipe.defense} with {spec.name}")
         return rows
+
+    def _certify(self, split: DataSplit, trained: list[Trained]) -> dict[tuple[int, int], Any]:
+        """With ``certify``: the certificate columns per (model, ε index), over the samples
+        each model is attacked on; empty without it."""
+        method, unit = self.grid.certify, self._eps_unit_size(split)
+        if not method:
+            return {}
+        return {
+            (id(t), k): certification_metrics(
+                t.model,
+                split.X_test[t.attack_index],
+                split.y_test[t.attack_index],
+                epsilon * unit,
+                bounds=split.bounds,
+                method=method,
+                rejects=bool(np.isfinite(t.model.reject_score(split.X_test[:1])).all()),
+            )
+            for t in trained
+            for k, epsilon in enumerate(self.grid.epsilons)
+        }
 
     def _eps_unit_size(self, split: DataSplit) -> float:
         """Input units per unit of ε: the input range, or 1 for absolute budgets."""
@@ -336,12 +365,14 @@ def evaluate(
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
+    certify: str | None = None,
 ) -> EvaluationResult:
     """Evaluate models × defenses × attacks × ε (× λ) and return the rows and tables.
 
     Each of ``model``, ``attack``, ``defense`` takes a name (``"rbf"``), a spec with
     parameters (``"rbf:lr=0.05,epochs=10"``), a ``(name, params)`` pair, or a list of
-    these. ``cache_dir`` enables the on-disk model cache.
+    these. ``cache_dir`` enables the on-disk model cache; ``certify`` (``"ibp"`` or
+    ``"crown"``) adds certified accuracy to every row.
     """
     grid = Grid.build(
         model=model,
@@ -355,6 +386,7 @@ def evaluate(
         seed=seed,
         jobs=jobs,
         data_dir=data_dir,
+        certify=certify,
     )
     cache = ModelCache(cache_dir) if cache_dir is not None else None
     return Harness(grid, cache=cache, progress=progress).run()
