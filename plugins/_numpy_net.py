@@ -23,7 +23,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from robustkit import INPUT_GRADIENT, REJECT, REJECTION, Model, RobustkitError
 from robustkit.certify import Affine
-from robustkit.interfaces import CERTIFIABLE, EpochCallback, with_rejects
+from robustkit.interfaces import (
+    BATCH_TRANSFORM,
+    CERTIFIABLE,
+    BatchTransform,
+    EpochCallback,
+    with_rejects,
+)
 from robustkit.params import check_int
 
 #: A compiled SGD step: updates the parameters in place from one batch (inputs, targets).
@@ -275,6 +281,36 @@ def he_normal(rng: np.random.Generator, fan_in: int, fan_out: int, dtype: np.dty
     return (rng.standard_normal((fan_in, fan_out)) * math.sqrt(2.0 / fan_in)).astype(dtype)
 
 
+class _TransformedBatches:
+    """Network inputs of the shuffled raw batches, each passed through ``batch_transform``
+    when the SGD loop slices it (so every batch sees the weights of the step before)."""
+
+    def __init__(
+        self,
+        model: NumpyNetwork,
+        X: np.ndarray,
+        y: np.ndarray,
+        transform: BatchTransform,
+        order: np.ndarray,
+        noise: np.ndarray | None,
+    ) -> None:
+        self.model, self.X, self.y, self.transform = model, X, y, transform
+        self.order, self.noise = order, noise
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        index = self.order[rows]
+        X_batch = np.asarray(self.transform(self.model, self.X[index], self.y[index]))
+        if X_batch.shape != (len(index), self.X.shape[1]):
+            raise RobustkitError(
+                f"batch_transform must return the batch's shape {(len(index), self.X.shape[1])}; "
+                f"got {X_batch.shape}"
+            )
+        Z = self.model.input_transform_.transform(X_batch.astype(self.X.dtype, copy=False))
+        if self.noise is not None:
+            Z += self.noise[rows]
+        return Z
+
+
 # ------------------------------------------------------------------------ the estimator
 
 
@@ -286,7 +322,9 @@ class NumpyNetwork(Model):
     ``_class_scores`` and ``_reject_scores``; everything else lives here.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({INPUT_GRADIENT, REJECTION, CERTIFIABLE})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {INPUT_GRADIENT, REJECTION, CERTIFIABLE, BATCH_TRANSFORM}
+    )
 
     # ----------------------------------------------------------------- hooks to override
 
@@ -437,8 +475,13 @@ class NumpyNetwork(Model):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
+        batch_transform: BatchTransform | None = None,
     ) -> NumpyNetwork:
-        """Train by minibatch SGD on raw inputs ``X`` and labels ``y`` (REJECT marks noise)."""
+        """Train by minibatch SGD on raw inputs ``X`` and labels ``y`` (REJECT marks noise).
+
+        ``batch_transform(self, X_batch, y_batch)`` replaces each minibatch of raw inputs
+        while ``self`` predicts with the current weights (adversarial training).
+        """
         params = self._checked_params()
         dtype = params["dtype"]
         X, y = self._check_Xy(X, y, dtype)
@@ -482,7 +525,11 @@ class NumpyNetwork(Model):
         sample = rng.permutation(len(Z))[:INIT_SAMPLE]
         self._initialise(flat.w, rng, Z[sample], y_index[sample])
         self.history_ = []
-        self._train(flat, Z, y_index, eval_data, rng, params, callback)
+        raw = None
+        if batch_transform is not None:
+            self.weights_ = flat.w  # live views: the transform sees the current weights
+            raw = (X, y, batch_transform)
+        self._train(flat, Z, y_index, eval_data, rng, params, callback, raw)
         self.weights_ = flat.copy_weights()
         return self
 
@@ -510,8 +557,12 @@ class NumpyNetwork(Model):
         rng: np.random.Generator,
         params: dict[str, Any],
         callback: EpochCallback | None,
+        raw: tuple[np.ndarray, np.ndarray, BatchTransform] | None = None,
     ) -> None:
-        """The SGD epochs: shuffle into preallocated buffers, step, evaluate, report."""
+        """The SGD epochs: shuffle into preallocated buffers, step, evaluate, report.
+
+        With ``raw = (X, y, batch_transform)`` each batch is the transformed raw batch.
+        """
         n = len(Z)
         batch = min(params["batch_size"], n)
         n_full, remainder = divmod(n, batch)
@@ -540,10 +591,11 @@ class NumpyNetwork(Model):
                     rng.standard_normal(out=noise, dtype=noise.dtype)
                     noise *= noise_std
                     Z_shuffled += noise
+                inputs = Z_shuffled if raw is None else self._transformed(raw, order, noise)
                 for i in range(0, end_full, batch):
-                    step(Z_shuffled[i : i + batch], targets_shuffled[i : i + batch])
+                    step(inputs[i : i + batch], targets_shuffled[i : i + batch])
                 if last_step is not None:
-                    last_step(Z_shuffled[end_full:], targets_shuffled[end_full:])
+                    last_step(inputs[end_full:], targets_shuffled[end_full:])
                 seconds = time.perf_counter() - start
             with np.errstate(all="ignore"):
                 loss, accuracy = self._evaluate(flat.w, Z, y_index)
@@ -559,6 +611,14 @@ class NumpyNetwork(Model):
             self.history_.append(record)
             if callback is not None:
                 callback(dict(record))
+
+    def _transformed(
+        self,
+        raw: tuple[np.ndarray, np.ndarray, BatchTransform],
+        order: np.ndarray,
+        noise: np.ndarray | None,
+    ) -> _TransformedBatches:
+        return _TransformedBatches(self, *raw, order, noise)
 
     def _evaluate(
         self, w: dict[str, np.ndarray], Z: np.ndarray, y_index: np.ndarray

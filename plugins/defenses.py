@@ -12,11 +12,17 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from robustkit import REJECT, REJECTION, Defense, Model, RobustkitError, hookimpl
+from robustkit import REJECT, REJECTION, Attack, Defense, Model, RobustkitError, create, hookimpl
 from robustkit.certify import with_reject_offset
-from robustkit.interfaces import EpochCallback
-from robustkit.params import check_int
-from robustkit.wrapping import WrappedModel
+from robustkit.interfaces import (
+    BATCH_TRANSFORM,
+    BatchTransform,
+    EpochCallback,
+    require_capabilities,
+)
+from robustkit.params import check_int, parse_spec
+from robustkit.plugins import registry
+from robustkit.wrapping import WrappedModel, fit_inner
 
 NOISE_KINDS = ("uniform", "gaussian")
 
@@ -112,6 +118,7 @@ class NoiseClassRejection(WrappedModel):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
+        batch_transform: BatchTransform | None = None,
     ) -> NoiseClassRejection:
         """Train on ``(X, y)`` plus REJECT-labelled noise, then calibrate; return self."""
         self._validate()
@@ -128,7 +135,7 @@ class NoiseClassRejection(WrappedModel):
         labels = np.promote_types(y.dtype, np.int8)  # REJECT = -1 needs a signed type
         noise_labels = np.full(len(noise), REJECT, dtype=labels)
         y_train = np.concatenate([y[~calibration].astype(labels), noise_labels])
-        self.model.fit(X_train, y_train, eval_set=eval_set, callback=callback)
+        fit_inner(self.model, X_train, y_train, eval_set, callback, batch_transform)
         self.reject_offset_ = 0.0
         if self.target_reject_rate is not None:
             self.reject_offset_ = self._calibrate(X[calibration])
@@ -231,6 +238,7 @@ class GaussianAugmented(WrappedModel):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
+        batch_transform: BatchTransform | None = None,
     ) -> GaussianAugmented:
         """Train the inner model on ``X`` and its noisy copies; return self."""
         if not (_is_number(self.std) and self.std >= 0):
@@ -248,7 +256,7 @@ class GaussianAugmented(WrappedModel):
         ]
         X_train = np.concatenate([X, *noisy])
         y_train = np.tile(y, self.copies + 1)
-        self.model.fit(X_train, y_train, eval_set=eval_set, callback=callback)
+        fit_inner(self.model, X_train, y_train, eval_set, callback, batch_transform)
         return self
 
 
@@ -264,9 +272,144 @@ class GaussianAugmentDefense(Defense):
         return GaussianAugmented(model=clone(model), **self.get_params())
 
 
+# --------------------------------------------------------------------------- adversarial-training
+
+
+def _fraction(name: str, value: Any) -> float:
+    """A number in (0, 1], or a one-line error."""
+    if not (_is_number(value) and 0 < value <= 1):
+        raise RobustkitError(f"{name} must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def training_attack(spec: str, steps: int, step_size: float | None) -> Attack:
+    """The attack of ``spec`` (e.g. ``"pgd:loss=margin"``) with ``steps`` and ``step_size``
+    where it takes them and the spec does not set them."""
+    name, params = parse_spec(spec) if isinstance(spec, str) else (None, None)
+    if name is None:
+        raise RobustkitError(f"attack must be an attack spec such as 'pgd', got {spec!r}")
+    accepted = registry("attack").get(name).cls().get_params(deep=False)
+    for key, value in (("steps", check_int("steps", steps)), ("step_size", step_size)):
+        if key in accepted:
+            params.setdefault(key, value)
+    return create("attack", name, **params)
+
+
+class AdversariallyTrained(WrappedModel):
+    """A model trained on adversarials of its current weights (Madry et al., ICLR 2018).
+
+    Each minibatch (or a ``ratio`` of it, REJECT-labelled noise excepted) is replaced by
+    ``attack``'s adversarials at budget ``eps`` (a fraction of the training data's range,
+    whose min and max are the bounds) against the weights of that moment.
+    """
+
+    def __init__(
+        self,
+        model: Model | None = None,
+        attack: str = "pgd",
+        eps: float = 0.1,
+        steps: int = 10,
+        step_size: float | None = 0.25,
+        ratio: float = 1.0,
+        random_state=None,
+    ):
+        self.model = model
+        self.attack = attack
+        self.eps = eps
+        self.steps = steps
+        self.step_size = step_size
+        self.ratio = ratio
+        self.random_state = random_state
+
+    def make_attack(self) -> Attack:
+        """Validate the parameters; return the training attack."""
+        _fraction("eps", self.eps)
+        _fraction("ratio", self.ratio)
+        if self.step_size is not None and not (_is_number(self.step_size) and self.step_size > 0):
+            raise RobustkitError(
+                f"step_size must be a number > 0 (a fraction of eps) or None, "
+                f"got {self.step_size!r}"
+            )
+        return training_attack(self.attack, self.steps, self.step_size)
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: EpochCallback | None = None,
+        batch_transform: BatchTransform | None = None,
+    ) -> AdversariallyTrained:
+        """Train the inner model with every minibatch replaced by adversarials; return self."""
+        attack = self.make_attack()
+        require_capabilities(self.model, attack.requires, "adversarial-training's attack")
+        X, y = np.asarray(X), np.asarray(y)
+        bounds = (float(X.min()), float(X.max()))
+        rng = np.random.default_rng(self.random_state)
+        eps, ratio = float(self.eps), float(self.ratio)
+
+        def adversarial_batch(model: Model, X_batch: np.ndarray, y_batch: np.ndarray):
+            chosen = np.flatnonzero(np.asarray(y_batch != REJECT, dtype=bool))
+            if ratio < 1:
+                chosen = np.sort(rng.choice(chosen, round(ratio * len(chosen)), replace=False))
+            if len(chosen) == 0:
+                return X_batch
+            result = attack.perturb(
+                model, X_batch[chosen], y_batch[chosen], eps, bounds=bounds, random_state=rng
+            )
+            X_batch = X_batch.copy()
+            X_batch[chosen] = result.adversarials[0]
+            return X_batch
+
+        def transform(model: Model, X_batch: np.ndarray, y_batch: np.ndarray) -> np.ndarray:
+            if batch_transform is not None:  # an outer defense's transform comes first
+                X_batch = batch_transform(model, X_batch, y_batch)
+            return adversarial_batch(model, X_batch, y_batch)
+
+        fit_inner(self.model, X, y, eval_set, callback, transform)
+        return self
+
+
+class AdversarialTrainingDefense(Defense):
+    """PGD adversarial training (Madry et al.) for models that train on transformed batches.
+
+    ``attack`` is any attack spec (default ``pgd``); ``steps`` and ``step_size`` (a fraction
+    of ``eps``) go to it where it takes them; ``eps`` is a fraction of the data's range;
+    ``ratio`` of each batch is replaced.
+    """
+
+    requires = frozenset({BATCH_TRANSFORM})
+
+    def __init__(
+        self,
+        attack: str = "pgd",
+        eps: float = 0.1,
+        steps: int = 10,
+        step_size: float | None = 0.25,
+        ratio: float = 1.0,
+        random_state=None,
+    ):
+        self.attack = attack
+        self.eps = eps
+        self.steps = steps
+        self.step_size = step_size
+        self.ratio = ratio
+        self.random_state = random_state
+
+    def _apply(self, model: Model) -> Model:
+        defended = AdversariallyTrained(model=clone(model), **self.get_params())
+        attack = defended.make_attack()  # bad parameters fail before any training
+        require_capabilities(
+            model, attack.requires, f"adversarial-training's attack {self.attack!r}"
+        )
+        return defended
+
+
 @hookimpl
 def register_defenses(register):
-    """Register ``none``, ``reject`` and ``gaussian-augment``."""
+    """Register ``none``, ``reject``, ``gaussian-augment`` and ``adversarial-training``."""
     register("none", NoDefense)
     register("reject", RejectDefense)
     register("gaussian-augment", GaussianAugmentDefense)
+    register("adversarial-training", AdversarialTrainingDefense)

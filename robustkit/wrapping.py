@@ -12,9 +12,23 @@ from typing import Any
 
 import numpy as np
 
-from .interfaces import EpochCallback, Model
+from .interfaces import CERTIFIABLE, BatchTransform, EpochCallback, Model
 
 STATE_PREFIX = "model/"
+
+
+def fit_inner(
+    model: Model,
+    X: np.ndarray,
+    y: np.ndarray,
+    eval_set: tuple[np.ndarray, np.ndarray] | None,
+    callback: EpochCallback | None,
+    batch_transform: BatchTransform | None,
+) -> None:
+    """``model.fit``, passing ``batch_transform`` on only when there is one (so models
+    without the ``batch_transform`` capability keep working)."""
+    extra = {} if batch_transform is None else {"batch_transform": batch_transform}
+    model.fit(X, y, eval_set=eval_set, callback=callback, **extra)
 
 
 class WrappedModel(Model):
@@ -25,8 +39,17 @@ class WrappedModel(Model):
 
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
-        """The inner model's capabilities: a wrapper can do what its model can."""
-        return frozenset(getattr(self.model, "capabilities", ()))
+        """The inner model's capabilities: a wrapper can do what its model can, except being
+        certified when it changes the scores without describing its own layers."""
+        have = frozenset(getattr(self.model, "capabilities", ()))
+        cls = type(self)
+        same_scores = all(
+            getattr(cls, name) is getattr(WrappedModel, name)
+            for name in ("decision_function", "reject_score")
+        )
+        if not same_scores and cls.certification_layers is WrappedModel.certification_layers:
+            have -= {CERTIFIABLE}
+        return have
 
     @property
     def classes_(self) -> np.ndarray:
@@ -45,9 +68,10 @@ class WrappedModel(Model):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
+        batch_transform: BatchTransform | None = None,
     ) -> WrappedModel:
         """Train the inner model on ``(X, y)``; return self."""
-        self.model.fit(X, y, eval_set=eval_set, callback=callback)
+        fit_inner(self.model, X, y, eval_set, callback, batch_transform)
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
