@@ -17,6 +17,8 @@ from .grid import Grid, PluginSpec
 from .harness import Harness, evaluate
 from .hookspecs import hookimpl
 from .interfaces import (
+    BATCH_TRANSFORM,
+    CERTIFIABLE,
     INPUT_GRADIENT,
     REJECT,
     REJECTION,
@@ -39,6 +41,8 @@ from .result import EvaluationResult
 from .training import TrainingRun, train
 
 __all__ = [
+    "BATCH_TRANSFORM",
+    "CERTIFIABLE",
     "INPUT_GRADIENT",
     "REJECT",
     "REJECTION",

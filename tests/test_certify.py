@@ -11,6 +11,7 @@ from robustkit import REJECT, CapabilityError, Model, RobustkitError, create
 from robustkit.certify import (
     GELU,
     GELU_ARGMIN,
+    GELU_CURVATURE,
     Affine,
     LinearHead,
     RBFHead,
@@ -22,6 +23,8 @@ from robustkit.certify import (
     output_bounds,
     relaxation,
 )
+from robustkit.interfaces import CERTIFIABLE
+from robustkit.wrapping import WrappedModel
 
 BOUNDS = (0.0, 1.0)
 
@@ -120,6 +123,8 @@ def test_gelu_matches_the_network_and_its_minimum():
     assert gelu(np.float64(GELU_ARGMIN)) == pytest.approx(-0.17004075, abs=1e-8)
     dense = np.linspace(-40, 40, 800001)
     assert gelu(dense).min() >= gelu(np.float64(GELU_ARGMIN)) - 1e-12
+    curvature = np.gradient(rbf.gelu_derivative(dense), dense[1] - dense[0])
+    assert np.abs(curvature).max() <= GELU_CURVATURE  # the relaxation's slack relies on it
     derivative = rbf.gelu_derivative(dense)
     assert (derivative[dense < GELU_ARGMIN - 1e-6] <= 0).all()  # falls, then rises
     assert (derivative[dense > GELU_ARGMIN + 1e-6] > 0).all()
@@ -300,6 +305,33 @@ def test_no_certified_sample_is_broken_by_a_strong_attack(digits, kind, reject):
         assert not (broken & crown.correct).any()
         assert not (broken & (predicted != REJECT) & crown.correct_or_reject).any()
         assert not (broken & certificates["ibp"].correct).any()
+
+
+def test_calibrated_hinge_reject_certifies_with_its_offset(digits):
+    X, y = digits
+    defended = create("defense", "reject", target_reject_rate=0.3, random_state=0).apply(
+        HingeNetwork(hidden=24, epochs=3, random_state=0)
+    )
+    defended.fit(X[:1200], y[:1200])
+    layers = defended.certification_layers()
+    _, _, r_lo, _ = output_bounds(layers, X[1200:1300], 0.0, (0, 16))
+    np.testing.assert_allclose(r_lo, defended.reject_score(X[1200:1300]), rtol=1e-4, atol=1e-4)
+    certificate = certify_model(defended, X[1200:1300], y[1200:1300], 0.0, bounds=(0, 16))
+    predicted = defended.predict(X[1200:1300])
+    assert (certificate.correct <= (predicted == y[1200:1300])).all()
+    assert (certificate.correct_or_reject <= np.isin(predicted, [REJECT, *y[1200:1300]])).all()
+
+
+class _RescaledWrapper(WrappedModel):
+    def decision_function(self, X):
+        return 2 * self.model.decision_function(X) - 1
+
+
+def test_a_wrapper_that_changes_the_scores_is_not_certifiable(digits):
+    model = _fitted("hinge", digits)
+    assert CERTIFIABLE in model.capabilities
+    assert CERTIFIABLE not in _RescaledWrapper(model).capabilities
+    assert CERTIFIABLE in WrappedModel(model).capabilities  # same scores, same layers
 
 
 # ------------------------------------------------------------------------- bad input
