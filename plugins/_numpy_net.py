@@ -26,8 +26,10 @@ from robustkit.certify import Affine
 from robustkit.interfaces import (
     BATCH_TRANSFORM,
     CERTIFIABLE,
+    IBP_TRAINING,
     BatchTransform,
     EpochCallback,
+    IBPTraining,
     with_rejects,
 )
 from robustkit.params import check_int
@@ -190,6 +192,17 @@ class InputTransform:
         W = self.components.T.astype(np.float64)
         return W / self.span, -(self.low / self.span + mean) @ W
 
+    def box(
+        self, X: np.ndarray, radius: float, bounds: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and per-unit radius, in network inputs, of the L∞ ball around each row
+        (``radius`` in input units, clipped to ``bounds``): the interval the map gives."""
+        low = np.maximum(X - radius, bounds[0])
+        high = np.minimum(X + radius, bounds[1])
+        half = (high - low) * (0.5 / self.span)
+        centre = self.transform((low + high) * 0.5)
+        return centre, half if self.components is None else half @ np.abs(self.components.T)
+
     def backward(self, grad: np.ndarray) -> np.ndarray:
         """Gradient w.r.t. the raw input, given the gradient w.r.t. the network input."""
         if self.components is not None:
@@ -311,6 +324,16 @@ class _TransformedBatches:
         return Z
 
 
+class _IBPBatches:
+    """Batches of (network inputs, IBP box centres, box radii) for IBP training steps."""
+
+    def __init__(self, inputs: Any, centre: np.ndarray, spread: np.ndarray) -> None:
+        self.inputs, self.centre, self.spread = inputs, centre, spread
+
+    def __getitem__(self, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.inputs[rows], self.centre[rows], self.spread[rows]
+
+
 # ------------------------------------------------------------------------ the estimator
 
 
@@ -386,6 +409,10 @@ class NumpyNetwork(Model):
 
     def _certification_layers(self, w: dict[str, np.ndarray]) -> list[Any]:
         """The network after the input transform as ``robustkit.certify`` layer records."""
+        raise NotImplementedError
+
+    def _make_ibp_step(self, params: FlatParameters, lr: float, kappa: float) -> Step:
+        """With ``ibp_training``: an SGD step on (inputs, box centre, box radius) batches."""
         raise NotImplementedError
 
     # -------------------------------------------------------------------- validation
@@ -476,12 +503,16 @@ class NumpyNetwork(Model):
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
         batch_transform: BatchTransform | None = None,
+        ibp: IBPTraining | None = None,
     ) -> NumpyNetwork:
         """Train by minibatch SGD on raw inputs ``X`` and labels ``y`` (REJECT marks noise).
 
         ``batch_transform(self, X_batch, y_batch)`` replaces each minibatch of raw inputs
-        while ``self`` predicts with the current weights (adversarial training).
+        while ``self`` predicts with the current weights (adversarial training). ``ibp``
+        (networks with the ``ibp_training`` capability) trains on IBP worst-case margins.
         """
+        if ibp is not None and IBP_TRAINING not in self.capabilities:
+            raise RobustkitError(f"{type(self).__name__} cannot train on IBP bounds (ibp=...)")
         params = self._checked_params()
         dtype = params["dtype"]
         X, y = self._check_Xy(X, y, dtype)
@@ -529,7 +560,7 @@ class NumpyNetwork(Model):
         if batch_transform is not None:
             self.weights_ = flat.w  # live views: the transform sees the current weights
             raw = (X, y, batch_transform)
-        self._train(flat, Z, y_index, eval_data, rng, params, callback, raw)
+        self._train(flat, Z, y_index, eval_data, rng, params, callback, raw, (X, ibp))
         self.weights_ = flat.copy_weights()
         return self
 
@@ -558,10 +589,12 @@ class NumpyNetwork(Model):
         params: dict[str, Any],
         callback: EpochCallback | None,
         raw: tuple[np.ndarray, np.ndarray, BatchTransform] | None = None,
+        ibp: tuple[np.ndarray, IBPTraining | None] = (None, None),
     ) -> None:
         """The SGD epochs: shuffle into preallocated buffers, step, evaluate, report.
 
-        With ``raw = (X, y, batch_transform)`` each batch is the transformed raw batch.
+        With ``raw = (X, y, batch_transform)`` each batch is the transformed raw batch;
+        with ``ibp = (X, IBPTraining)`` each step also gets the batch's IBP input boxes.
         """
         n = len(Z)
         batch = min(params["batch_size"], n)
@@ -592,6 +625,12 @@ class NumpyNetwork(Model):
                     noise *= noise_std
                     Z_shuffled += noise
                 inputs = Z_shuffled if raw is None else self._transformed(raw, order, noise)
+                if ibp[1] is not None:  # IBP training: steps on (inputs, box centre, radius)
+                    radius, kappa = ibp[1].schedule(epoch, params["epochs"])
+                    centre, spread = self.input_transform_.box(ibp[0], radius, ibp[1].bounds)
+                    inputs = _IBPBatches(inputs, centre[order], spread[order])
+                    step = self._make_ibp_step(flat, params["lr"], kappa)
+                    last_step = step if remainder else None
                 for i in range(0, end_full, batch):
                     step(inputs[i : i + batch], targets_shuffled[i : i + batch])
                 if last_step is not None:

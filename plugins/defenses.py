@@ -16,8 +16,10 @@ from robustkit import REJECT, REJECTION, Attack, Defense, Model, RobustkitError,
 from robustkit.certify import with_reject_offset
 from robustkit.interfaces import (
     BATCH_TRANSFORM,
+    IBP_TRAINING,
     BatchTransform,
     EpochCallback,
+    IBPTraining,
     require_capabilities,
 )
 from robustkit.params import check_int, parse_spec
@@ -406,10 +408,78 @@ class AdversarialTrainingDefense(Defense):
         return defended
 
 
+# --------------------------------------------------------------------------- ibp-training
+
+
+def _share(name: str, value: Any) -> float:
+    """A number in [0, 1], or a one-line error."""
+    if not (_is_number(value) and 0 <= value <= 1):
+        raise RobustkitError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+class IBPTrained(WrappedModel):
+    """A model trained on its IBP worst-case loss (Gowal et al., 2018), so that its
+    certificates are not vacuous: κ·clean + (1 − κ)·worst case over the ε-ball (a fraction
+    of the training data's range, within its min and max), ε and κ ramped over ``ramp``."""
+
+    def __init__(
+        self, model: Model | None = None, eps: float = 0.1, kappa: float = 0.5, ramp: float = 0.5
+    ):
+        self.model = model
+        self.eps = eps
+        self.kappa = kappa
+        self.ramp = ramp
+
+    def validate(self) -> None:
+        """One-line errors for parameters out of range."""
+        _fraction("eps", self.eps)
+        _share("kappa", self.kappa)
+        _share("ramp", self.ramp)
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: EpochCallback | None = None,
+        batch_transform: BatchTransform | None = None,
+    ) -> IBPTrained:
+        """Train the inner model on its IBP worst-case loss; return self."""
+        self.validate()
+        X = np.asarray(X)
+        lo, hi = float(X.min()), float(X.max())
+        spec = IBPTraining(float(self.eps) * (hi - lo), (lo, hi), float(self.kappa), self.ramp)
+        extra = {} if batch_transform is None else {"batch_transform": batch_transform}
+        self.model.fit(X, y, eval_set=eval_set, callback=callback, ibp=spec, **extra)
+        return self
+
+
+class IBPTrainingDefense(Defense):
+    """IBP training (Gowal et al., 2018) for models with the ``ibp_training`` capability
+    (the built-in ``hinge``): ``eps`` a fraction of the data's range, ``kappa`` the final
+    weight of the clean loss, ``ramp`` the share of epochs over which ε and κ ramp."""
+
+    requires = frozenset({IBP_TRAINING})
+
+    def __init__(self, eps: float = 0.1, kappa: float = 0.5, ramp: float = 0.5):
+        self.eps = eps
+        self.kappa = kappa
+        self.ramp = ramp
+
+    def _apply(self, model: Model) -> Model:
+        defended = IBPTrained(model=clone(model), **self.get_params())
+        defended.validate()  # before any training
+        return defended
+
+
 @hookimpl
 def register_defenses(register):
-    """Register ``none``, ``reject``, ``gaussian-augment`` and ``adversarial-training``."""
+    """Register ``none``, ``reject``, ``gaussian-augment``, ``adversarial-training`` and
+    ``ibp-training``."""
     register("none", NoDefense)
     register("reject", RejectDefense)
     register("gaussian-augment", GaussianAugmentDefense)
     register("adversarial-training", AdversarialTrainingDefense)
+    register("ibp-training", IBPTrainingDefense)

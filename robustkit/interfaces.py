@@ -30,6 +30,8 @@ REJECTION = "rejection"
 CERTIFIABLE = "certifiable"
 #: Capability: ``fit`` takes ``batch_transform``, called on every training minibatch.
 BATCH_TRANSFORM = "batch_transform"
+#: Capability: ``fit`` takes ``ibp=IBPTraining(...)`` and trains on IBP worst-case margins.
+IBP_TRAINING = "ibp_training"
 
 #: Attack kinds: follows input gradients, queries scores only, or a baseline (random noise).
 GRADIENT_ATTACK = "gradient"
@@ -43,6 +45,24 @@ EpochCallback = Callable[[dict[str, float]], None]
 #: ``fit`` calls it on every minibatch of raw inputs while ``model`` predicts with the
 #: current weights (adversarial training replaces the batch by adversarials).
 BatchTransform = Callable[[Any, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class IBPTraining:
+    """What ``fit(..., ibp=...)`` trains on (Gowal et al., 2018): κ·(clean loss) +
+    (1 − κ)·(loss on the IBP worst-case scores) over the L∞ ball of ``radius`` (input
+    units) within ``bounds``. The radius ramps up from 0 and κ down from 1, linearly over
+    the first ``ramp`` share of the epochs, as IBP training needs to start."""
+
+    radius: float
+    bounds: tuple[float, float]
+    kappa: float = 0.5
+    ramp: float = 0.5
+
+    def schedule(self, epoch: int, epochs: int) -> tuple[float, float]:
+        """(radius, κ) for ``epoch`` (1-based) of ``epochs``."""
+        t = min(1.0, epoch / max(1, round(self.ramp * epochs)))
+        return t * self.radius, 1.0 - t * (1.0 - self.kappa)
 
 
 def require_capabilities(model: Any, needed: frozenset[str], user: str) -> None:
