@@ -17,7 +17,6 @@ from robustkit.certify import with_reject_offset
 from robustkit.interfaces import (
     BATCH_TRANSFORM,
     IBP_TRAINING,
-    BatchTransform,
     EpochCallback,
     IBPTraining,
     require_capabilities,
@@ -120,7 +119,7 @@ class NoiseClassRejection(WrappedModel):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
-        batch_transform: BatchTransform | None = None,
+        **hooks: Any,
     ) -> NoiseClassRejection:
         """Train on ``(X, y)`` plus REJECT-labelled noise, then calibrate; return self."""
         self._validate()
@@ -137,7 +136,7 @@ class NoiseClassRejection(WrappedModel):
         labels = np.promote_types(y.dtype, np.int8)  # REJECT = -1 needs a signed type
         noise_labels = np.full(len(noise), REJECT, dtype=labels)
         y_train = np.concatenate([y[~calibration].astype(labels), noise_labels])
-        fit_inner(self.model, X_train, y_train, eval_set, callback, batch_transform)
+        fit_inner(self.model, X_train, y_train, eval_set, callback, **hooks)
         self.reject_offset_ = 0.0
         if self.target_reject_rate is not None:
             self.reject_offset_ = self._calibrate(X[calibration])
@@ -240,7 +239,7 @@ class GaussianAugmented(WrappedModel):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
-        batch_transform: BatchTransform | None = None,
+        **hooks: Any,
     ) -> GaussianAugmented:
         """Train the inner model on ``X`` and its noisy copies; return self."""
         if not (_is_number(self.std) and self.std >= 0):
@@ -258,7 +257,7 @@ class GaussianAugmented(WrappedModel):
         ]
         X_train = np.concatenate([X, *noisy])
         y_train = np.tile(y, self.copies + 1)
-        fit_inner(self.model, X_train, y_train, eval_set, callback, batch_transform)
+        fit_inner(self.model, X_train, y_train, eval_set, callback, **hooks)
         return self
 
 
@@ -341,11 +340,12 @@ class AdversariallyTrained(WrappedModel):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
-        batch_transform: BatchTransform | None = None,
+        **hooks: Any,
     ) -> AdversariallyTrained:
         """Train the inner model with every minibatch replaced by adversarials; return self."""
         attack = self.make_attack()
         require_capabilities(self.model, attack.requires, "adversarial-training's attack")
+        outer = hooks.pop("batch_transform", None)
         X, y = np.asarray(X), np.asarray(y)
         bounds = (float(X.min()), float(X.max()))
         rng = np.random.default_rng(self.random_state)
@@ -365,11 +365,11 @@ class AdversariallyTrained(WrappedModel):
             return X_batch
 
         def transform(model: Model, X_batch: np.ndarray, y_batch: np.ndarray) -> np.ndarray:
-            if batch_transform is not None:  # an outer defense's transform comes first
-                X_batch = batch_transform(model, X_batch, y_batch)
+            if outer is not None:  # an outer defense's transform comes first
+                X_batch = outer(model, X_batch, y_batch)
             return adversarial_batch(model, X_batch, y_batch)
 
-        fit_inner(self.model, X, y, eval_set, callback, transform)
+        fit_inner(self.model, X, y, eval_set, callback, **hooks, batch_transform=transform)
         return self
 
 
@@ -444,15 +444,14 @@ class IBPTrained(WrappedModel):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
-        batch_transform: BatchTransform | None = None,
+        **hooks: Any,
     ) -> IBPTrained:
         """Train the inner model on its IBP worst-case loss; return self."""
         self.validate()
         X = np.asarray(X)
         lo, hi = float(X.min()), float(X.max())
         spec = IBPTraining(float(self.eps) * (hi - lo), (lo, hi), float(self.kappa), self.ramp)
-        extra = {} if batch_transform is None else {"batch_transform": batch_transform}
-        self.model.fit(X, y, eval_set=eval_set, callback=callback, ibp=spec, **extra)
+        fit_inner(self.model, X, y, eval_set, callback, **{**hooks, "ibp": spec})
         return self
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .interfaces import CERTIFIABLE, BatchTransform, EpochCallback, Model
+from .interfaces import CERTIFIABLE, EpochCallback, Model
 
 STATE_PREFIX = "model/"
 
@@ -23,12 +23,12 @@ def fit_inner(
     y: np.ndarray,
     eval_set: tuple[np.ndarray, np.ndarray] | None,
     callback: EpochCallback | None,
-    batch_transform: BatchTransform | None,
+    **hooks: Any,
 ) -> None:
-    """``model.fit``, passing ``batch_transform`` on only when there is one (so models
-    without the ``batch_transform`` capability keep working)."""
-    extra = {} if batch_transform is None else {"batch_transform": batch_transform}
-    model.fit(X, y, eval_set=eval_set, callback=callback, **extra)
+    """``model.fit``, passing on the training hooks that are set (``batch_transform=``,
+    ``ibp=``) and only those, so models without the matching capability keep working."""
+    hooks = {name: hook for name, hook in hooks.items() if hook is not None}
+    model.fit(X, y, eval_set=eval_set, callback=callback, **hooks)
 
 
 class WrappedModel(Model):
@@ -45,7 +45,7 @@ class WrappedModel(Model):
         cls = type(self)
         same_scores = all(
             getattr(cls, name) is getattr(WrappedModel, name)
-            for name in ("decision_function", "reject_score")
+            for name in ("decision_function", "reject_score", "predict")
         )
         if not same_scores and cls.certification_layers is WrappedModel.certification_layers:
             have -= {CERTIFIABLE}
@@ -68,10 +68,10 @@ class WrappedModel(Model):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
-        batch_transform: BatchTransform | None = None,
+        **hooks: Any,
     ) -> WrappedModel:
-        """Train the inner model on ``(X, y)``; return self."""
-        fit_inner(self.model, X, y, eval_set, callback, batch_transform)
+        """Train the inner model on ``(X, y)``, passing on training ``hooks``; return self."""
+        fit_inner(self.model, X, y, eval_set, callback, **hooks)
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:

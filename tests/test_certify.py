@@ -327,10 +327,16 @@ class _RescaledWrapper(WrappedModel):
         return 2 * self.model.decision_function(X) - 1
 
 
+class _NeverRejectWrapper(WrappedModel):
+    def predict(self, X):
+        return np.zeros(len(X), dtype=int)
+
+
 def test_a_wrapper_that_changes_the_scores_is_not_certifiable(digits):
     model = _fitted("hinge", digits)
     assert CERTIFIABLE in model.capabilities
     assert CERTIFIABLE not in _RescaledWrapper(model).capabilities
+    assert CERTIFIABLE not in _NeverRejectWrapper(model).capabilities
     assert CERTIFIABLE in WrappedModel(model).capabilities  # same scores, same layers
 
 
