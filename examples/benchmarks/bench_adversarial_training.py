@@ -34,7 +34,7 @@ def robustkit_model(args):
     return defense.apply(network)
 
 
-def torch_reference(split, epochs):
+def torch_reference(split, epochs, threads=None):
     """Train the PyTorch reference; return (seconds, W1, b1, W2, b2) or None without torch."""
     try:
         import torch
@@ -42,6 +42,8 @@ def torch_reference(split, epochs):
         print("reference skipped: torch is not installed (pip install torch==2.13.0)")
         return None
     torch.manual_seed(0)
+    if threads:
+        torch.set_num_threads(threads)
     X = torch.from_numpy(split.X_train.astype(np.float32) / 255.0)
     y = torch.from_numpy(split.y_train.astype(np.int64))
     net = torch.nn.Sequential(torch.nn.Linear(784, 150), torch.nn.ReLU(), torch.nn.Linear(150, 10))
@@ -125,6 +127,7 @@ def main() -> None:
     parser.add_argument("--attack", default="pgd:loss=margin", help="robustkit's training attack")
     parser.add_argument("--ratio", type=float, default=1.0)
     parser.add_argument("--autoattack", action="store_true", help="also run torchattacks' AA")
+    parser.add_argument("--torch-threads", type=int, default=None, help="(a busy machine: 1)")
     parser.add_argument("--n-train", type=int, default=None, help="fewer training rows (smoke)")
     args = parser.parse_args()
     split = robustkit.create("dataset", "fashion-mnist", n_train=args.n_train).load(args.data_dir)
@@ -135,7 +138,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     print(f"robustkit: {seconds:.1f} s wall, {time.process_time() - cpu:.1f} s CPU", flush=True)
     rows.append(["robustkit hinge", args.attack, seconds, *evaluate(model, split, args.autoattack)])
-    reference = torch_reference(split, args.epochs)
+    reference = torch_reference(split, args.epochs, args.torch_threads)
     if reference is not None:
         ref_seconds, *weights = reference
         ref = as_robustkit(split, *weights)
