@@ -89,11 +89,10 @@ def hinge_ibp_loss(
 class HingeNetwork(NumpyNetwork):
     """One-hidden-layer ReLU network with a multiclass hinge loss (the study's question 1).
 
-    It can also train on IBP worst-case margins (``fit(..., ibp=IBPTraining(...))``).
-
     Raw inputs are scaled to [0, 1] by the training data's global min/max and optionally
     reduced by PCA (``pca`` components) inside the model, so input gradients reach the
     raw pixels. ``noise_std`` adds Gaussian noise (in [0, 1] units) to training inputs.
+    It can also train on IBP worst-case margins (``fit(..., ibp=IBPTraining(...))``).
     """
 
     capabilities = NumpyNetwork.capabilities | {IBP_TRAINING}
