@@ -23,8 +23,18 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from robustkit import INPUT_GRADIENT, REJECT, REJECTION, Model, RobustkitError
+from robustkit.certify import Affine
 from robustkit.features import fit_pca, row_chunks, scaled_mean
-from robustkit.interfaces import NOISE_CLASS, EpochCallback, with_rejects
+from robustkit.interfaces import (
+    BATCH_TRANSFORM,
+    CERTIFIABLE,
+    IBP_TRAINING,
+    NOISE_CLASS,
+    BatchTransform,
+    EpochCallback,
+    IBPTraining,
+    with_rejects,
+)
 from robustkit.params import check_int
 
 #: A compiled SGD step: updates the parameters in place from one batch (inputs, targets).
@@ -239,6 +249,29 @@ class InputTransform:
                 self.transform(X[rows], out=out[rows])
         return out
 
+    def affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """The transform as (W, b) in float64, with ``transform(X) = X @ W + b``."""
+        inv = np.broadcast_to(1.0 / self.span, self.mean.shape)
+        shift = self.low * inv + self.mean.astype(np.float64)
+        if self.components is None:
+            return np.diag(inv), -shift
+        components = self.components.astype(np.float64)
+        return (components * inv).T, -(components @ shift)
+
+    def box(
+        self, X: np.ndarray, radius: float, bounds: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and per-unit radius, in network inputs, of the L∞ ball around each row
+        (``radius`` in input units, clipped to ``bounds``): the interval the map gives."""
+        low = np.maximum(X - radius, bounds[0])
+        high = np.minimum(X + radius, bounds[1])
+        weights, _ = self.affine()
+        centre = self.transform(((low + high) * 0.5).astype(X.dtype, copy=False))
+        half = (high - low) * 0.5
+        if self.components is None:
+            return centre, half * np.abs(np.diag(weights))
+        return centre, half @ np.abs(weights)
+
     def backward(self, grad: np.ndarray) -> np.ndarray:
         """Gradient w.r.t. the raw input, given the gradient w.r.t. the network input."""
         if self.components is None:
@@ -354,7 +387,9 @@ class NumpyNetwork(Model):
     ``_class_scores`` and ``_reject_scores``; everything else lives here.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({INPUT_GRADIENT, REJECTION, NOISE_CLASS})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {INPUT_GRADIENT, REJECTION, NOISE_CLASS, CERTIFIABLE, BATCH_TRANSFORM}
+    )
 
     # ----------------------------------------------------------------- hooks to override
 
@@ -413,6 +448,14 @@ class NumpyNetwork(Model):
 
     def _output_grad(self, grad_scores: np.ndarray, grad_reject: np.ndarray | None) -> np.ndarray:
         """Gradient w.r.t. the outputs of Σ grad_scores·scores + grad_reject·reject_score."""
+        raise NotImplementedError
+
+    def _certification_layers(self, w: dict[str, np.ndarray]) -> list[Any]:
+        """The network after the input transform as ``robustkit.certify`` layer records."""
+        raise NotImplementedError
+
+    def _make_ibp_step(self, params: FlatParameters, lr: float, kappa: float) -> Step:
+        """With ``ibp_training``: an SGD step on (inputs, box centre, box radius) batches."""
         raise NotImplementedError
 
     # -------------------------------------------------------------------- validation
@@ -507,8 +550,17 @@ class NumpyNetwork(Model):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
+        batch_transform: BatchTransform | None = None,
+        ibp: IBPTraining | None = None,
     ) -> NumpyNetwork:
-        """Train by minibatch SGD on raw inputs ``X`` and labels ``y`` (REJECT marks noise)."""
+        """Train by minibatch SGD on raw inputs ``X`` and labels ``y`` (REJECT marks noise).
+
+        ``batch_transform(self, X_batch, y_batch)`` replaces each minibatch of raw inputs
+        while ``self`` predicts with the current weights (adversarial training). ``ibp``
+        (networks with the ``ibp_training`` capability) trains on IBP worst-case margins.
+        """
+        if ibp is not None and IBP_TRAINING not in self.capabilities:
+            raise RobustkitError(f"{type(self).__name__} cannot train on IBP bounds (ibp=...)")
         params = self._checked_params()
         dtype = params["dtype"]
         X, y = self._check_Xy(X, y, dtype)
@@ -559,7 +611,11 @@ class NumpyNetwork(Model):
         sample = rng.permutation(len(Z))[:INIT_SAMPLE]
         self._initialise(flat.w, rng, Z[sample], y_index[sample])
         self.history_ = []
-        self._train(flat, Z_ones, y_index, eval_data, rng, params, callback)
+        raw = None
+        if batch_transform is not None:
+            self.weights_ = flat.w  # live views: the transform sees the current weights
+            raw = (X, y, batch_transform)
+        self._train(flat, Z_ones, y_index, eval_data, rng, params, callback, raw, (X, ibp))
         self.weights_ = flat.copy_weights()
         return self
 
@@ -587,11 +643,16 @@ class NumpyNetwork(Model):
         rng: np.random.Generator,
         params: dict[str, Any],
         callback: EpochCallback | None,
+        raw: tuple[np.ndarray, np.ndarray, BatchTransform] | None = None,
+        ibp: tuple[np.ndarray, IBPTraining | None] = (None, None),
     ) -> None:
         """The SGD epochs: each batch gathered into preallocated buffers, step, evaluate.
 
         ``Z_ones`` holds the network inputs and a trailing column of ones. Batches are
-        gathered one at a time (no shuffled copy of the whole data set)."""
+        gathered one at a time (no shuffled copy of the whole data set). With
+        ``raw = (X, y, batch_transform)`` each batch is the transformed raw batch; with
+        ``ibp = (X, IBPTraining)`` each step also gets the batch's IBP input boxes.
+        """
         Z = Z_ones[:, :-1]
         n = len(Z)
         batch = min(params["batch_size"], n)
@@ -600,7 +661,7 @@ class NumpyNetwork(Model):
         noise_std = params["noise_std"]
         sizes = [batch] + ([remainder] if remainder else [])
         steps = [self._make_step(flat, size, params["lr"]) for size in sizes]
-        inputs = [np.empty((size, Z_ones.shape[1]), Z.dtype) for size in sizes]
+        inputs = [np.ones((size, Z_ones.shape[1]), Z.dtype) for size in sizes]  # ones column
         outputs = [np.empty((size, targets.shape[1]), Z.dtype) for size in sizes]
         noises = [
             np.empty((size, Z.shape[1]), Z.dtype) if noise_std > 0 else None for size in sizes
@@ -613,12 +674,20 @@ class NumpyNetwork(Model):
             with blas_threads(threads), np.errstate(all="ignore"):
                 start = time.perf_counter()
                 order = rng.permutation(n)
+                ibp_step = None
+                if ibp[1] is not None:  # IBP training: steps on (inputs, box centre, radius)
+                    radius, kappa = ibp[1].schedule(epoch, params["epochs"])
+                    centre, spread = self.input_transform_.box(ibp[0], radius, ibp[1].bounds)
+                    ibp_step = self._make_ibp_step(flat, params["lr"], kappa)
                 for begin, end in starts:
                     last = int(end - begin != batch)
                     x, t, noise = inputs[last], outputs[last], noises[last]
                     rows = order[begin:end]
-                    take(Z_ones, rows, 0, x)
                     take(targets, rows, 0, t)
+                    if raw is None:
+                        take(Z_ones, rows, 0, x)
+                    else:
+                        self._transformed_batch(raw, rows, x[:, :-1])
                     if noise is not None:
                         # Isotropic noise of std noise_std on the [0, 1]-scaled input
                         # projects through PCA's orthonormal rows to isotropic noise of
@@ -626,7 +695,10 @@ class NumpyNetwork(Model):
                         standard_normal(out=noise, dtype=noise.dtype)
                         noise *= noise_std
                         x[:, :-1] += noise
-                    steps[last](x, t)
+                    if ibp_step is None:
+                        steps[last](x, t)
+                    else:
+                        ibp_step((x[:, :-1], centre[rows], spread[rows]), t)
                 seconds = time.perf_counter() - start
             with np.errstate(all="ignore"):
                 loss, accuracy = self._evaluate(flat.w, Z, y_index)
@@ -642,6 +714,20 @@ class NumpyNetwork(Model):
             self.history_.append(record)
             if callback is not None:
                 callback(dict(record))
+
+    def _transformed_batch(
+        self, raw: tuple[np.ndarray, np.ndarray, BatchTransform], rows: np.ndarray, out: np.ndarray
+    ) -> None:
+        """Network inputs (into ``out``) of raw batch ``rows`` after ``batch_transform``,
+        which sees the weights of the step before (adversarial training)."""
+        X, y, transform = raw
+        X_batch = np.asarray(transform(self, X[rows], y[rows]))
+        if X_batch.shape != (len(rows), X.shape[1]):
+            raise RobustkitError(
+                f"batch_transform must return the batch's shape {(len(rows), X.shape[1])}; "
+                f"got {X_batch.shape}"
+            )
+        self.input_transform_.transform(X_batch.astype(X.dtype, copy=False), out=out)
 
     def _evaluate(
         self, w: dict[str, np.ndarray], Z: np.ndarray, y_index: np.ndarray
@@ -752,6 +838,11 @@ class NumpyNetwork(Model):
             self.weights_, cache, self._output_grad(grad_scores, grad_reject)
         )
         return self.input_transform_.backward(grad_Z)
+
+    def certification_layers(self) -> list[Any]:
+        """The fitted network as ``robustkit.certify`` layers, from the raw input on."""
+        check_is_fitted(self, "weights_")
+        return [Affine(*self.input_transform_.affine()), *self._certification_layers(self.weights_)]
 
     # -------------------------------------------------------------------------- state
 

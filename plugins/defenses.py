@@ -12,9 +12,18 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from robustkit import REJECT, REJECTION, Defense, Model, RobustkitError, hookimpl
-from robustkit.interfaces import NOISE_CLASS, EpochCallback
-from robustkit.params import check_int
+from robustkit import REJECT, REJECTION, Attack, Defense, Model, RobustkitError, create, hookimpl
+from robustkit.certify import with_reject_offset
+from robustkit.interfaces import (
+    BATCH_TRANSFORM,
+    IBP_TRAINING,
+    NOISE_CLASS,
+    EpochCallback,
+    IBPTraining,
+    require_capabilities,
+)
+from robustkit.params import check_int, parse_spec
+from robustkit.plugins import registry
 from robustkit.wrapping import WrappedModel
 
 #: How the reject defense draws its noise class (see ``NoiseClassRejection.make_noise``);
@@ -146,6 +155,7 @@ class NoiseClassRejection(WrappedModel):
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
         bounds: tuple[float, float] | None = None,
+        **hooks: Any,
     ) -> NoiseClassRejection:
         """Train on ``(X, y)`` plus REJECT-labelled noise, then calibrate; return self."""
         self.validate_own()
@@ -168,7 +178,9 @@ class NoiseClassRejection(WrappedModel):
         labels = np.promote_types(y.dtype, np.int8)  # REJECT = -1 needs a signed type
         noise_labels = np.full(len(noise), REJECT, dtype=labels)
         y_train = np.concatenate([y[~calibration].astype(labels), noise_labels])
-        self.fit_inner(X_train, y_train, eval_set=eval_set, callback=callback, bounds=bounds)
+        self.fit_inner(
+            X_train, y_train, eval_set=eval_set, callback=callback, bounds=bounds, **hooks
+        )
         self.reject_offset_ = 0.0
         if self.target_reject_rate is not None:
             self.reject_offset_ = self._calibrate(X[calibration])
@@ -194,6 +206,10 @@ class NoiseClassRejection(WrappedModel):
     def reject_score(self, X: np.ndarray) -> np.ndarray:
         """The inner model's reject score plus the calibrated offset."""
         return np.asarray(self.model.reject_score(X)) + self.reject_offset_
+
+    def certification_layers(self) -> list[Any]:
+        """The inner model's layers with the calibrated offset on the reject score."""
+        return with_reject_offset(self.model.certification_layers(), self.reject_offset_)
 
     def get_state(self) -> dict[str, np.ndarray]:
         """The inner model's state plus the calibrated offset."""
@@ -268,6 +284,7 @@ class GaussianAugmented(WrappedModel):
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
         bounds: tuple[float, float] | None = None,
+        **hooks: Any,
     ) -> GaussianAugmented:
         """Train the inner model on ``X`` and its noisy copies; return self."""
         self.validate_own()
@@ -281,7 +298,9 @@ class GaussianAugmented(WrappedModel):
         ]
         X_train = np.concatenate([X, *noisy])
         y_train = np.tile(y, self.copies + 1)
-        self.fit_inner(X_train, y_train, eval_set=eval_set, callback=callback, bounds=bounds)
+        self.fit_inner(
+            X_train, y_train, eval_set=eval_set, callback=callback, bounds=bounds, **hooks
+        )
         return self
 
     def validate_own(self) -> None:
@@ -314,9 +333,222 @@ class GaussianAugmentDefense(Defense):
         return GaussianAugmented(model=clone(model), **self.get_params())
 
 
+# --------------------------------------------------------------------------- adversarial-training
+
+
+def _fraction(name: str, value: Any) -> float:
+    """A number in (0, 1], or a one-line error."""
+    if not (_is_number(value) and 0 < value <= 1):
+        raise RobustkitError(f"{name} must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def training_attack(spec: str, steps: int, step_size: float | None) -> Attack:
+    """The attack of ``spec`` (e.g. ``"pgd:loss=margin"``) with ``steps`` and ``step_size``
+    where it takes them and the spec does not set them."""
+    name, params = parse_spec(spec) if isinstance(spec, str) else (None, None)
+    if name is None:
+        raise RobustkitError(f"attack must be an attack spec such as 'pgd', got {spec!r}")
+    accepted = registry("attack").get(name).cls().get_params(deep=False)
+    for key, value in (("steps", check_int("steps", steps)), ("step_size", step_size)):
+        if key in accepted:
+            params.setdefault(key, value)
+    return create("attack", name, **params)
+
+
+class AdversariallyTrained(WrappedModel):
+    """A model trained on adversarials of its current weights (Madry et al., ICLR 2018).
+
+    Each minibatch (or a ``ratio`` of it, REJECT-labelled noise excepted) is replaced by
+    ``attack``'s adversarials at budget ``eps`` (a fraction of the training data's range,
+    whose min and max are the bounds) against the weights of that moment.
+    """
+
+    def __init__(
+        self,
+        model: Model | None = None,
+        attack: str = "pgd",
+        eps: float = 0.1,
+        steps: int = 10,
+        step_size: float | None = 0.25,
+        ratio: float = 1.0,
+        random_state=None,
+    ):
+        self.model = model
+        self.attack = attack
+        self.eps = eps
+        self.steps = steps
+        self.step_size = step_size
+        self.ratio = ratio
+        self.random_state = random_state
+
+    def make_attack(self) -> Attack:
+        """Validate the parameters; return the training attack."""
+        _fraction("eps", self.eps)
+        _fraction("ratio", self.ratio)
+        if self.step_size is not None and not (_is_number(self.step_size) and self.step_size > 0):
+            raise RobustkitError(
+                f"step_size must be a number > 0 (a fraction of eps) or None, "
+                f"got {self.step_size!r}"
+            )
+        return training_attack(self.attack, self.steps, self.step_size)
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: EpochCallback | None = None,
+        **hooks: Any,
+    ) -> AdversariallyTrained:
+        """Train the inner model with every minibatch replaced by adversarials; return self."""
+        attack = self.make_attack()
+        require_capabilities(self.model, attack.requires, "adversarial-training's attack")
+        outer = hooks.pop("batch_transform", None)
+        X, y = np.asarray(X), np.asarray(y)
+        bounds = hooks.pop("bounds", None) or (float(X.min()), float(X.max()))
+        rng = np.random.default_rng(self.random_state)
+        eps, ratio = float(self.eps), float(self.ratio)
+
+        def adversarial_batch(model: Model, X_batch: np.ndarray, y_batch: np.ndarray):
+            chosen = np.flatnonzero(np.asarray(y_batch != REJECT, dtype=bool))
+            if ratio < 1:
+                chosen = np.sort(rng.choice(chosen, round(ratio * len(chosen)), replace=False))
+            if len(chosen) == 0:
+                return X_batch
+            result = attack.perturb(
+                model, X_batch[chosen], y_batch[chosen], eps, bounds=bounds, random_state=rng
+            )
+            X_batch = X_batch.copy()
+            X_batch[chosen] = result.adversarials[0]
+            return X_batch
+
+        def transform(model: Model, X_batch: np.ndarray, y_batch: np.ndarray) -> np.ndarray:
+            if outer is not None:  # an outer defense's transform comes first
+                X_batch = outer(model, X_batch, y_batch)
+            return adversarial_batch(model, X_batch, y_batch)
+
+        self.fit_inner(
+            X,
+            y,
+            eval_set=eval_set,
+            callback=callback,
+            bounds=bounds,
+            **hooks,
+            batch_transform=transform,
+        )
+        return self
+
+
+class AdversarialTrainingDefense(Defense):
+    """PGD adversarial training (Madry et al.) for models that train on transformed batches.
+
+    ``attack`` is any attack spec (default ``pgd``); ``steps`` and ``step_size`` (a fraction
+    of ``eps``) go to it where it takes them; ``eps`` is a fraction of the data's range;
+    ``ratio`` of each batch is replaced.
+    """
+
+    requires = frozenset({BATCH_TRANSFORM})
+
+    def __init__(
+        self,
+        attack: str = "pgd",
+        eps: float = 0.1,
+        steps: int = 10,
+        step_size: float | None = 0.25,
+        ratio: float = 1.0,
+        random_state=None,
+    ):
+        self.attack = attack
+        self.eps = eps
+        self.steps = steps
+        self.step_size = step_size
+        self.ratio = ratio
+        self.random_state = random_state
+
+    def _apply(self, model: Model) -> Model:
+        defended = AdversariallyTrained(model=clone(model), **self.get_params())
+        attack = defended.make_attack()  # bad parameters fail before any training
+        require_capabilities(
+            model, attack.requires, f"adversarial-training's attack {self.attack!r}"
+        )
+        return defended
+
+
+# --------------------------------------------------------------------------- ibp-training
+
+
+def _share(name: str, value: Any) -> float:
+    """A number in [0, 1], or a one-line error."""
+    if not (_is_number(value) and 0 <= value <= 1):
+        raise RobustkitError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+class IBPTrained(WrappedModel):
+    """A model trained on its IBP worst-case loss (Gowal et al., 2018), so that its
+    certificates are not vacuous: κ·clean + (1 − κ)·worst case over the ε-ball (a fraction
+    of the training data's range, within its min and max), ε and κ ramped over ``ramp``."""
+
+    def __init__(
+        self, model: Model | None = None, eps: float = 0.1, kappa: float = 0.5, ramp: float = 0.5
+    ):
+        self.model = model
+        self.eps = eps
+        self.kappa = kappa
+        self.ramp = ramp
+
+    def validate(self) -> None:
+        """One-line errors for parameters out of range."""
+        _fraction("eps", self.eps)
+        _share("kappa", self.kappa)
+        _share("ramp", self.ramp)
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: EpochCallback | None = None,
+        **hooks: Any,
+    ) -> IBPTrained:
+        """Train the inner model on its IBP worst-case loss; return self."""
+        self.validate()
+        X = np.asarray(X)
+        lo, hi = hooks.pop("bounds", None) or (float(X.min()), float(X.max()))
+        spec = IBPTraining(float(self.eps) * (hi - lo), (lo, hi), float(self.kappa), self.ramp)
+        self.fit_inner(
+            X, y, eval_set=eval_set, callback=callback, bounds=(lo, hi), **hooks, ibp=spec
+        )
+        return self
+
+
+class IBPTrainingDefense(Defense):
+    """IBP training (Gowal et al., 2018) for models with the ``ibp_training`` capability
+    (the built-in ``hinge``): ``eps`` a fraction of the data's range, ``kappa`` the final
+    weight of the clean loss, ``ramp`` the share of epochs over which ε and κ ramp."""
+
+    requires = frozenset({IBP_TRAINING})
+
+    def __init__(self, eps: float = 0.1, kappa: float = 0.5, ramp: float = 0.5):
+        self.eps = eps
+        self.kappa = kappa
+        self.ramp = ramp
+
+    def _apply(self, model: Model) -> Model:
+        defended = IBPTrained(model=clone(model), **self.get_params())
+        defended.validate()  # before any training
+        return defended
+
+
 @hookimpl
 def register_defenses(register):
-    """Register ``none``, ``reject`` and ``gaussian-augment``."""
+    """Register ``none``, ``reject``, ``gaussian-augment``, ``adversarial-training`` and
+    ``ibp-training``."""
     register("none", NoDefense)
     register("reject", RejectDefense)
     register("gaussian-augment", GaussianAugmentDefense)
+    register("adversarial-training", AdversarialTrainingDefense)
+    register("ibp-training", IBPTrainingDefense)

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from robustkit import hookimpl
+from robustkit.certify import Affine, LinearHead, ReLU
+from robustkit.interfaces import IBP_TRAINING
 
 from ._numpy_net import FlatParameters, NumpyNetwork, Step, he_normal, outer_product
 
@@ -28,6 +30,62 @@ def hinge_loss(scores: np.ndarray, y_index: np.ndarray) -> tuple[np.ndarray, np.
     return loss, grad
 
 
+def hinge_ibp_loss(
+    w: dict[str, np.ndarray],
+    Z: np.ndarray,
+    centre: np.ndarray,
+    spread: np.ndarray,
+    onehot: np.ndarray,
+    kappa: float,
+) -> tuple[float, dict[str, np.ndarray]]:
+    """Mean of κ·hinge(clean) + (1 − κ)·Σ_{j≠y} max(0, 1 − m_j) and its weight gradients.
+
+    m_j is the IBP lower bound of s_y − s_j over the box ``centre ± spread`` (network
+    inputs), with the last layer folded into the margins (as ``robustkit.certify`` does).
+    """
+    W1, b1, W2, b2 = w["W1"], w["b1"], w["W2"], w["b2"]
+    n = len(Z)
+    y = onehot.argmax(axis=1)
+    # clean part: the ordinary hinge loss
+    pre = Z @ W1 + b1
+    act = np.maximum(pre, 0.0)
+    clean_loss, grad_scores = hinge_loss(act @ W2 + b2, y)
+    grad_scores *= kappa
+    # worst case: intervals through the hidden layer, margins folded into the last layer
+    mu, rho = centre @ W1 + b1, spread @ np.abs(W1)
+    low, high = mu - rho, mu + rho
+    h_low, h_high = np.maximum(low, 0.0), np.maximum(high, 0.0)
+    h_mid, h_half = (h_high + h_low) / 2, (h_high - h_low) / 2
+    D = W2.T[y][:, None, :] - W2.T[None, :, :]  # (n, outputs, hidden)
+    margins = (
+        (D @ h_mid[:, :, None])[..., 0]
+        + (b2[y][:, None] - b2)
+        - (np.abs(D) @ h_half[:, :, None])[..., 0]
+    )
+    violated = (1.0 - margins > 0) & (onehot == 0)
+    robust_loss = np.where(violated, 1.0 - margins, 0.0).sum(axis=1)
+    g = -(1.0 - kappa) * violated  # dL/dm
+    grad_mid = np.einsum("bo,boh->bh", g, D)
+    grad_half = -np.einsum("bo,boh->bh", g, np.abs(D))
+    grad_D = g[:, :, None] * (h_mid[:, None, :] - np.sign(D) * h_half[:, None, :])
+    grad_W2 = -grad_D.sum(axis=0).T + (onehot.T @ grad_D.sum(axis=1)).T
+    grad_b2 = -g.sum(axis=0) + onehot.T @ g.sum(axis=1)
+    grad_high = (grad_mid + grad_half) / 2 * (high > 0)
+    grad_low = (grad_mid - grad_half) / 2 * (low > 0)
+    grad_mu, grad_rho = grad_high + grad_low, grad_high - grad_low
+    grad_W1 = centre.T @ grad_mu + np.sign(W1) * (spread.T @ grad_rho)
+    grad_b1 = grad_mu.sum(axis=0)
+    # clean backward
+    grad_W2 += act.T @ grad_scores
+    grad_b2 += grad_scores.sum(axis=0)
+    grad_hidden = (grad_scores @ W2.T) * (pre > 0)
+    grad_W1 += Z.T @ grad_hidden
+    grad_b1 += grad_hidden.sum(axis=0)
+    loss = float(kappa * clean_loss.sum() + (1.0 - kappa) * robust_loss.sum()) / n
+    grads = {"W1": grad_W1, "b1": grad_b1, "W2": grad_W2, "b2": grad_b2}
+    return loss, {name: grad / n for name, grad in grads.items()}
+
+
 class HingeNetwork(NumpyNetwork):
     """One-hidden-layer ReLU network with a multiclass hinge loss (the study's question 1).
 
@@ -35,8 +93,11 @@ class HingeNetwork(NumpyNetwork):
     ``"global"``; ``"feature"`` per feature; ``"none"`` keeps them, e.g. for PCA features),
     centred and optionally reduced by a deterministic PCA (``pca`` components) inside the
     model, so input gradients reach the raw pixels. ``noise_std`` adds Gaussian noise (in
-    [0, 1] units) to training inputs.
+    [0, 1] units) to training inputs. It can also train on IBP worst-case margins
+    (``fit(..., ibp=IBPTraining(...))``).
     """
+
+    capabilities = NumpyNetwork.capabilities | {IBP_TRAINING}
 
     def __init__(
         self,
@@ -120,6 +181,24 @@ class HingeNetwork(NumpyNetwork):
         if grad_reject is not None:
             reject_column[:, 0] = grad_reject
         return np.hstack([grad_scores, reject_column])
+
+    def _certification_layers(self, w: dict[str, np.ndarray]) -> list[Any]:
+        return [
+            Affine(w["W1"], w["b1"]),
+            ReLU(),
+            Affine(w["W2"], w["b2"]),
+            LinearHead(reject=bool(self.reject)),
+        ]
+
+    def _make_ibp_step(self, params: FlatParameters, lr: float, kappa: float) -> Step:
+        """An SGD step on ``hinge_ibp_loss`` (IBP training, Gowal et al. 2018)."""
+
+        def step(batch: tuple[np.ndarray, np.ndarray, np.ndarray], onehot: np.ndarray) -> None:
+            _, grads = hinge_ibp_loss(params.w, *batch, onehot, kappa)
+            for name, grad in grads.items():
+                params.w[name] -= (lr * grad).astype(params.w[name].dtype)
+
+        return step
 
     def _make_step(self, params: FlatParameters, batch: int, lr: float) -> Step:
         """One SGD step on a batch of one-hot targets, with every temporary preallocated.

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from robustkit import hookimpl
+from robustkit.certify import GELU, Affine, RBFHead
 
 from ._numpy_net import (
     FlatParameters,
@@ -197,6 +198,10 @@ class RBFNetwork(NumpyNetwork):
 
     def _output_grad(self, grad_scores: np.ndarray, grad_reject: np.ndarray | None) -> np.ndarray:
         return -grad_scores  # scores are −d; the reject score is a constant
+
+    def _certification_layers(self, w: dict[str, np.ndarray]) -> list[Any]:
+        reject_score = -self._threshold if self.reject else None
+        return [Affine(w["W1"], w["b1"]), GELU(), RBFHead(w["centres"], reject_score)]
 
     def _make_step(self, params: FlatParameters, batch: int, lr: float) -> Step:
         """One SGD step on [one-hot | 1 − one-hot] targets, every temporary preallocated.

@@ -17,6 +17,8 @@ from .grid import Grid, PluginSpec
 from .harness import Harness, evaluate
 from .hookspecs import hookimpl
 from .interfaces import (
+    BATCH_TRANSFORM,
+    CERTIFIABLE,
     INPUT_GRADIENT,
     NOISE_CLASS,
     REJECT,
@@ -42,6 +44,8 @@ from .training import TrainingRun, train
 from .wrapping import wrap
 
 __all__ = [
+    "BATCH_TRANSFORM",
+    "CERTIFIABLE",
     "INPUT_GRADIENT",
     "NOISE_CLASS",
     "REJECT",

@@ -489,6 +489,11 @@ def cache_clear(cache_dir: str | None) -> None:
     "--scheduler",
     help="Dask scheduler address (tcp://host:8786) for --backend dask; else a local cluster.",
 )
+@click.option(
+    "--certify",
+    type=click.Choice(["ibp", "crown"]),
+    help="Add certified accuracy (a sound lower bound) to every row, by IBP or CROWN.",
+)
 @click.option("--config", type=click.Path(dir_okay=False), help="A grid.toml with the grid.")
 @click.option(
     "--cache-dir",

@@ -15,6 +15,7 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+from .certify import METHODS as CERTIFY_METHODS
 from .errors import RobustkitError
 from .faults import plugin_call
 from .parallel import BACKENDS
@@ -149,6 +150,7 @@ class Grid:
     jobs: int = 1
     backend: str = "local"
     scheduler: str | None = None
+    certify: str | None = None  # "ibp" or "crown": certified accuracy beside every row
 
     @classmethod
     def build(
@@ -168,6 +170,7 @@ class Grid:
         jobs: int | None = None,
         backend: str | None = None,
         scheduler: str | None = None,
+        certify: str | None = None,
     ) -> Grid:
         """A validated grid from loose values (names, specs, lists, comma-separated numbers)."""
         grid = cls()
@@ -195,6 +198,7 @@ class Grid:
             ("eps_unit", eps_unit),
             ("backend", backend),
             ("scheduler", scheduler),
+            ("certify", certify),
         ):
             if value is not None:
                 setattr(grid, name, value)
@@ -238,6 +242,10 @@ class Grid:
         check_jobs(self.jobs)
         check_int("seed", self.seed, 0)
         self._validate_backend()
+        if self.certify is not None and self.certify not in CERTIFY_METHODS:
+            raise RobustkitError(
+                f"certify must be one of {', '.join(CERTIFY_METHODS)}, got {self.certify!r}"
+            )
         if not isinstance(self.eps_unit, str) or self.eps_unit not in EPS_UNITS:
             raise RobustkitError(
                 f"eps_unit must be one of {', '.join(EPS_UNITS)}, got {self.eps_unit!r}"

@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .cache import ModelCache, data_fingerprint
+from .certify import certification_metrics, check_certification, inconclusive
 from .errors import DataError
 from .faults import plugin_call
 from .grid import Grid, PluginSpec
@@ -250,6 +251,17 @@ def _recipe_labels(recipes: list[Recipe]) -> dict[str, tuple[str, str]]:
     }
 
 
+def _span(split: DataSplit) -> float:
+    return split.bounds[1] - split.bounds[0]
+
+
+def _add_certificate(row: dict[str, Any], certificate: dict[str, Any] | None) -> None:
+    """With ``--certify``: the row's certified columns and whether its bracket is wide."""
+    if certificate is not None:
+        row.update(certificate)
+        row["certification_inconclusive"] = inconclusive(row)
+
+
 def _mean(values: np.ndarray) -> float:
     return float(np.mean(values)) if np.size(values) else float("nan")
 
@@ -297,6 +309,9 @@ class Harness:
         check_split(split)
         grid.check_budgets(split.bounds)
         check_sample_count(grid.n_samples, len(split.X_test), split.name)
+        if grid.certify:
+            fractions = [e * self._eps_unit_size(split) / _span(split) for e in grid.epsilons]
+            check_certification(unfitted, grid.certify, fractions)
         trained = self._train(split, recipes, unfitted)
         rows, cells = self._attack_all(split, trained, attacks)
         meta = self._meta(split, recipes, trained, time.perf_counter() - started)
@@ -419,6 +434,7 @@ class Harness:
         rows: dict[int, list[dict[str, Any]]] = {id(t): [] for t in trained}
         sample_cells: list[SampleCell] = []
         per_model: dict[int, list[tuple[SampleCell, AttackOutcome]]] = {}
+        certified = self._certify(split, trained)
         outcomes = run_parallel(
             _attack, self.grid.jobs, jobs, self.grid.backend, self.grid.scheduler
         )
@@ -448,10 +464,14 @@ class Harness:
                         "seed": seed,
                     }
                 )
+                _add_certificate(rows[id(t)][-1], certified.get((id(t), k)))
             self._step(f"attacked {t.recipe.model}/{t.recipe.defense} with {spec.name}")
         if len(attacks) > 1:
             for t in trained:
-                rows[id(t)] += self._worst_case_rows(split, t, attacks, per_model[id(t)])
+                worst = self._worst_case_rows(split, t, attacks, per_model[id(t)])
+                for k, row in enumerate(worst):
+                    _add_certificate(row, certified.get((id(t), k)))
+                rows[id(t)] += worst
         return [row for t in trained for row in rows[id(t)]], sample_cells
 
     def _sample_cell(
@@ -526,6 +546,26 @@ class Harness:
                 }
             )
         return rows
+
+    def _certify(self, split: DataSplit, trained: list[Trained]) -> dict[tuple[int, int], Any]:
+        """With ``certify``: the certificate columns per (model, ε index), over the sample
+        set (a clean error is never certified); empty without it."""
+        method, unit = self.grid.certify, self._eps_unit_size(split)
+        if not method:
+            return {}
+        return {
+            (id(t), k): certification_metrics(
+                t.model,
+                split.X_test[t.sample_index],
+                split.y_test[t.sample_index],
+                epsilon * unit,
+                bounds=split.bounds,
+                method=method,
+                rejects=bool(np.isfinite(t.model.reject_score(split.X_test[:1])).all()),
+            )
+            for t in trained
+            for k, epsilon in enumerate(self.grid.epsilons)
+        }
 
     def _eps_unit_size(self, split: DataSplit) -> float:
         """Input units per unit of ε: the input range, or 1 for absolute budgets."""
@@ -641,6 +681,7 @@ def evaluate(
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
     keep_adversarials: bool = False,
+    certify: str | None = None,
 ) -> EvaluationResult:
     """Evaluate models × defenses × attacks × ε (× λ) and return the rows and tables.
 
@@ -653,6 +694,7 @@ def evaluate(
     ``backend="dask"`` runs the training and attack cells on the Dask cluster at
     ``scheduler`` (else a local one of ``jobs`` workers); the rows are the same as on
     this machine.
+    ``certify`` (``"ibp"`` or ``"crown"``) adds certified accuracy to every row.
     """
     grid = Grid.build(
         model=model,
@@ -669,6 +711,7 @@ def evaluate(
         backend=backend,
         scheduler=scheduler,
         data_dir=data_dir,
+        certify=certify,
     )
     cache = ModelCache(cache_dir) if cache_dir is not None else None
     return Harness(grid, cache=cache, progress=progress, keep_adversarials=keep_adversarials).run()

@@ -33,6 +33,12 @@ NOISE_CLASS = "noise_class"
 #: Capability: the input gradients are straight-through approximations (BPDA style, e.g.
 #: through a non-differentiable preprocessing); the test kit skips finite differences.
 STRAIGHT_THROUGH = "straight_through"
+#: Capability: ``certification_layers()`` describes the network for ``robustkit.certify``.
+CERTIFIABLE = "certifiable"
+#: Capability: ``fit`` takes ``batch_transform``, called on every training minibatch.
+BATCH_TRANSFORM = "batch_transform"
+#: Capability: ``fit`` takes ``ibp=IBPTraining(...)`` and trains on IBP worst-case margins.
+IBP_TRAINING = "ibp_training"
 
 #: Attack kinds: follows input gradients, queries scores only, or a baseline (random noise).
 GRADIENT_ATTACK = "gradient"
@@ -42,6 +48,28 @@ ATTACK_KINDS = (GRADIENT_ATTACK, SCORE_ATTACK, BASELINE_ATTACK)
 
 #: Called once per epoch by ``Model.fit`` with the epoch's history record.
 EpochCallback = Callable[[dict[str, float]], None]
+#: ``batch_transform(model, X_batch, y_batch) -> X_batch'``: with ``BATCH_TRANSFORM``,
+#: ``fit`` calls it on every minibatch of raw inputs while ``model`` predicts with the
+#: current weights (adversarial training replaces the batch by adversarials).
+BatchTransform = Callable[[Any, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class IBPTraining:
+    """What ``fit(..., ibp=...)`` trains on (Gowal et al., 2018): κ·(clean loss) +
+    (1 − κ)·(loss on the IBP worst-case scores) over the L∞ ball of ``radius`` (input
+    units) within ``bounds``. The radius ramps up from 0 and κ down from 1, linearly over
+    the first ``ramp`` share of the epochs, as IBP training needs to start."""
+
+    radius: float
+    bounds: tuple[float, float]
+    kappa: float = 0.5
+    ramp: float = 0.5
+
+    def schedule(self, epoch: int, epochs: int) -> tuple[float, float]:
+        """(radius, κ) for ``epoch`` (1-based) of ``epochs``."""
+        t = min(1.0, epoch / max(1, round(self.ramp * epochs)))
+        return t * self.radius, 1.0 - t * (1.0 - self.kappa)
 
 
 def capabilities_of(obj: Any) -> frozenset[str]:
@@ -172,6 +200,10 @@ class Model(Validating, ClassifierMixin, BaseEstimator):
     ) -> np.ndarray:
         """Vector-Jacobian product: d(Σ grad_scores·scores + grad_reject·reject_score)/dX."""
         raise NotImplementedError(f"{type(self).__name__} has no input gradients")
+
+    def certification_layers(self) -> list[Any]:
+        """With ``CERTIFIABLE``: the fitted network as ``robustkit.certify`` layer records."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be certified")
 
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted arrays, for saving without pickle (see ``robustkit.persistence``)."""

@@ -206,6 +206,19 @@ def unbounded_not_reaching(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def inconclusive_certificates(rows: list[dict[str, Any]]) -> list[str]:
+    """With certified bounds: a wide bracket [certified, robust] leaves the truth open."""
+    from .certify import INCONCLUSIVE_GAP, bracket_gap, inconclusive
+
+    return [
+        f"{row['attack']} on {_where(row)} at ε={row['eps']:g}: certified "
+        f"{row['certified_accuracy']:.0%} vs robust {row['certified_accuracy'] + gap:.0%} "
+        f"({row['certify_method']}), a bracket wider than {INCONCLUSIVE_GAP:.0%}: inconclusive"
+        for row in rows
+        if inconclusive(row) and (gap := bracket_gap(row)) is not None
+    ]
+
+
 def sanity_warnings(rows: list[dict[str, Any]]) -> list[str]:
     """All checks, in the order of the checklist."""
     return [
@@ -214,4 +227,5 @@ def sanity_warnings(rows: list[dict[str, Any]]) -> list[str]:
         *noise_beats_gradient(rows),
         *zero_gradients(rows),
         *unbounded_not_reaching(rows),
+        *inconclusive_certificates(rows),
     ]

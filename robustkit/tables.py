@@ -103,6 +103,31 @@ DETAIL_COLUMNS: list[Column] = [
 ]
 
 
+def _bracket(row: dict[str, Any]) -> str:
+    from .certify import bracket_gap, inconclusive
+
+    gap = bracket_gap(row)
+    width = "-" if gap is None else f"{100 * gap:.1f} pts"
+    return f"{width} (inconclusive)" if inconclusive(row) else width
+
+
+def _with_interval(row: dict[str, Any], name: str) -> str:
+    if row.get(name) is None:
+        return "-"
+    return f"{percent(row[name])} [{percent(row[name + '_low'])}, {percent(row[name + '_high'])}]"
+
+
+#: With ``--certify``: robust accuracy (an upper bound) beside certified accuracy (a lower one).
+CERTIFIED_COLUMNS: list[Column] = [
+    *KEY_COLUMNS,
+    ("robust (attack)", lambda r: _with_interval(r, "robust_accuracy")),
+    ("certified", lambda r: _with_interval(r, "certified_accuracy")),
+    ("certified correct-or-reject", lambda r: _with_interval(r, "certified_correct_or_reject")),
+    ("bracket", _bracket),
+    ("method", lambda r: r["certify_method"]),
+]
+
+
 def report(
     rows: Sequence[dict[str, Any]], warnings: Sequence[str] = (), single_attack: bool = False
 ) -> str:
@@ -129,6 +154,10 @@ def report(
     if rejecting:
         parts += ["", "Correct rejects", render(rejecting, REJECT_COLUMNS)]
     parts += ["", "Details (evasion = wrong and not rejected)", render(rows, DETAIL_COLUMNS)]
+    certified = [row for row in rows if row.get("certified_accuracy") is not None]
+    if certified:
+        title = "Certified bounds (true robust accuracy lies between certified and robust)"
+        parts += ["", title, render(certified, CERTIFIED_COLUMNS)]
     if warnings:
         parts += ["", "Sanity warnings"] + [f"- {w}" for w in warnings]
     return "\n".join(parts)

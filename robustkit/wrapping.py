@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import RobustkitError
-from .interfaces import NOISE_CLASS, EpochCallback, Model, capabilities_of, fit_model
+from .interfaces import CERTIFIABLE, NOISE_CLASS, EpochCallback, Model, capabilities_of, fit_model
 
 STATE_PREFIX = "model/"
 
@@ -28,9 +28,18 @@ class WrappedModel(Model):
 
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
-        """The inner model's capabilities, except NOISE_CLASS: the wrapper's own ``fit``
-        decides what the inner model trains on, and it has no ``reject`` switch."""
-        return capabilities_of(self.model) - {NOISE_CLASS}
+        """The inner model's capabilities, except NOISE_CLASS (the wrapper's own ``fit``
+        decides what the inner model trains on, and it has no ``reject`` switch) and except
+        CERTIFIABLE when it changes the scores without describing its own layers."""
+        have = capabilities_of(self.model) - {NOISE_CLASS}
+        cls = type(self)
+        same_scores = all(
+            getattr(cls, name) is getattr(WrappedModel, name)
+            for name in ("decision_function", "reject_score", "predict")
+        )
+        if not same_scores and cls.certification_layers is WrappedModel.certification_layers:
+            have -= {CERTIFIABLE}
+        return have
 
     @property
     def classes_(self) -> np.ndarray:
@@ -56,13 +65,17 @@ class WrappedModel(Model):
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         callback: EpochCallback | None = None,
         bounds: tuple[float, float] | None = None,
+        **hooks: Any,
     ) -> WrappedModel:
-        """Train the inner model on ``(X, y)`` (passing ``bounds`` on); return self."""
-        self.fit_inner(X, y, eval_set=eval_set, callback=callback, bounds=bounds)
+        """Train the inner model on ``(X, y)``, passing ``bounds`` and the training
+        ``hooks`` (``batch_transform=``, ``ibp=``) on; return self."""
+        self.fit_inner(X, y, eval_set=eval_set, callback=callback, bounds=bounds, **hooks)
         return self
 
     def fit_inner(self, X: np.ndarray, y: np.ndarray, **kwargs: Any) -> Model:
-        """``self.model.fit`` with ``bounds=`` passed only if the inner ``fit`` takes it."""
+        """``self.model.fit`` with only the keywords that are set (``bounds=`` only if the
+        inner ``fit`` takes it), so models without a training hook keep working."""
+        kwargs = {name: value for name, value in kwargs.items() if value is not None}
         return fit_model(self.model, X, y, **kwargs)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
@@ -99,6 +112,10 @@ class WrappedModel(Model):
     ) -> np.ndarray:
         """The inner model's vector-Jacobian product of scores and reject score."""
         return self.model.decision_gradient(X, grad_scores, grad_reject)
+
+    def certification_layers(self) -> list[Any]:
+        """The inner model's certification layers (a wrapper that changes scores must override)."""
+        return self.model.certification_layers()
 
     def get_state(self) -> dict[str, np.ndarray]:
         """The inner model's fitted arrays under ``model/`` keys; subclasses add their own."""

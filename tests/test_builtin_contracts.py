@@ -15,7 +15,7 @@ def test_builtin_models_meet_the_model_contract(name, reject):
 
 
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("defense", ["none", "reject", "gaussian-augment"])
+@pytest.mark.parametrize("defense", ["none", "reject", "gaussian-augment", "adversarial-training"])
 def test_builtin_defenses_meet_the_contract_on_builtin_models(model, defense):
     params = {} if defense == "none" else {"random_state": 0}
     check_defense(

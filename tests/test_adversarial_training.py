@@ -1,0 +1,152 @@
+"""The per-batch training hook and the adversarial-training defense."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from robustkit_plugins.defenses import AdversarialTrainingDefense
+from robustkit_plugins.hinge import HingeNetwork
+from robustkit_plugins.rbf import RBFNetwork
+from sklearn.datasets import load_digits
+
+from robustkit import REJECT, CapabilityError, RobustkitError, create, harness
+from robustkit.cli import cli
+from robustkit.interfaces import BATCH_TRANSFORM
+from robustkit.testing import LinearModel
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X.astype(np.float32), y
+
+
+@pytest.mark.parametrize("network", [HingeNetwork, RBFNetwork])
+def test_an_identity_batch_transform_trains_the_same_weights(digits, network):
+    X, y = digits[0][:600], digits[1][:600]
+    plain = network(hidden=16, epochs=2, batch_size=64, random_state=0).fit(X, y)
+    calls = []
+
+    def identity(model, X_batch, y_batch):
+        calls.append((len(X_batch), model.decision_function(X[:5]).copy()))
+        return X_batch
+
+    hooked = network(hidden=16, epochs=2, batch_size=64, random_state=0)
+    hooked.fit(X, y, batch_transform=identity)
+    for name, weight in plain.weights_.items():
+        np.testing.assert_array_equal(weight, hooked.weights_[name])
+    assert [n for n, _ in calls] == ([64] * 9 + [24]) * 2  # every minibatch, in order
+    # the model the transform sees predicts with the weights of that moment
+    assert not np.allclose(calls[0][1], calls[-1][1])
+    assert (
+        not isinstance(hooked.weights_["W1"].base, np.ndarray)
+        or hooked.weights_["W1"].base.size == hooked.weights_["W1"].size
+    )
+
+
+def test_the_transformed_batch_is_what_the_network_trains_on(digits):
+    X, y = digits[0][:256], digits[1][:256]
+    plain = HingeNetwork(hidden=16, epochs=5, batch_size=64, random_state=0).fit(X, y)
+    blank = HingeNetwork(hidden=16, epochs=5, batch_size=64, random_state=0)
+    blank.fit(X, y, batch_transform=lambda model, X_batch, y_batch: np.zeros_like(X_batch))
+    # trained on blank images only, it learns nothing about the real ones
+    assert plain.score(X, y) > 0.8 and blank.score(X, y) < 0.4
+    seen = []
+
+    def record(model, X_batch, y_batch):
+        seen.append((X_batch.copy(), y_batch.copy()))
+        return X_batch
+
+    HingeNetwork(hidden=8, epochs=1, batch_size=64, random_state=0).fit(
+        X, y, batch_transform=record
+    )
+    rows = np.concatenate([batch for batch, _ in seen])
+    labels = np.concatenate([batch_labels for _, batch_labels in seen])
+
+    order = np.lexsort(rows.T[::-1])
+    expected = np.lexsort(X.T[::-1])
+    np.testing.assert_array_equal(rows[order], X[expected])  # raw inputs, each once
+    np.testing.assert_array_equal(labels[order], y[expected])
+
+
+def test_a_batch_transform_of_the_wrong_shape_is_a_clear_error(digits):
+    X, y = digits[0][:128], digits[1][:128]
+    with pytest.raises(RobustkitError, match="batch_transform must return the batch's shape"):
+        HingeNetwork(epochs=1).fit(X, y, batch_transform=lambda m, Xb, yb: Xb[:, :5])
+
+
+class RecordingTransformModel(LinearModel):
+    """LinearModel whose fit runs one batch_transform over the whole training set."""
+
+    capabilities = LinearModel.capabilities | {BATCH_TRANSFORM}
+
+    def fit(self, X, y, *, eval_set=None, callback=None, batch_transform=None):
+        super().fit(X, y)
+        if batch_transform is not None:
+            self.transformed_ = (np.array(X), batch_transform(self, np.array(X), np.array(y)))
+        return self
+
+
+@pytest.mark.parametrize("ratio", [0.25, 0.5, 1.0])
+def test_a_ratio_of_the_real_samples_is_replaced_within_eps(ratio):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 10, (80, 4))
+    y = np.where(np.arange(80) < 60, np.arange(80) % 2, REJECT)  # 20 noise rows at the end
+    defense = AdversarialTrainingDefense(eps=0.1, ratio=ratio, random_state=0)
+    model = defense.apply(RecordingTransformModel(reject=True, random_state=0)).fit(X, y)
+    before, after = model.model.transformed_
+    changed = (before != after).any(axis=1)
+    assert changed.sum() == round(ratio * 60)
+    assert not changed[60:].any()  # noise samples are left alone
+    span = X.max() - X.min()
+    assert np.abs(after - before).max() <= 0.1 * span + 1e-9
+    assert after.min() >= X.min() and after.max() <= X.max()
+
+
+def test_adversarial_training_makes_the_network_more_robust(digits):
+    X, y = digits
+    X_train, y_train, X_test, y_test = X[:1300], y[:1300], X[1300:], y[1300:]
+    params = {"hidden": 32, "epochs": 8, "random_state": 0}
+    plain = HingeNetwork(**params).fit(X_train, y_train)
+    trained = create(
+        "defense", "adversarial-training", attack="pgd:loss=margin", eps=0.1, random_state=0
+    ).apply(HingeNetwork(**params))
+    trained.fit(X_train, y_train)
+    attack = create("attack", "pgd", loss="margin", steps=20, restarts=2)
+
+    def robust(model):
+        adv = attack.perturb(model, X_test, y_test, 0.1, bounds=(0, 16), random_state=0)
+        return np.mean(model.predict(adv.adversarials[0]) == y_test)
+
+    assert robust(trained) > robust(plain) + 0.2
+    assert np.mean(trained.predict(X_test) == y_test) > 0.8
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"ratio": 0}, "ratio must be a number in (0, 1]"),
+        ({"ratio": 1.5}, "ratio must be a number in (0, 1]"),
+        ({"eps": 0}, "eps must be a number in (0, 1]"),
+        ({"eps": 2.0}, "eps must be a number in (0, 1]"),
+        ({"steps": 0}, "steps"),
+        ({"step_size": -1}, "step_size must be a number > 0"),
+        ({"attack": "nope"}, "unknown attack 'nope'"),
+        ({"attack": 3}, "attack must be an attack spec"),
+    ],
+)
+def test_bad_adversarial_training_parameters_fail_at_apply(params, message):
+    with pytest.raises(RobustkitError, match=message.replace("(", r"\(").replace("]", r"\]")):
+        AdversarialTrainingDefense(**params).apply(HingeNetwork())
+
+
+def test_models_without_the_hook_are_refused():
+    with pytest.raises(CapabilityError, match="needs batch_transform"):
+        AdversarialTrainingDefense().apply(LinearModel())
+
+
+def test_cli_refuses_a_bad_ratio_before_training(monkeypatch):
+    monkeypatch.setattr(harness, "_fit", lambda *a: pytest.fail("trained"))
+    spec = "adversarial-training:ratio=2"
+    result = CliRunner().invoke(cli, ["eval", "--model", "hinge", "--defense", spec, "--no-cache"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "ratio must be a number in (0, 1]" in result.output

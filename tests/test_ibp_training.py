@@ -1,0 +1,111 @@
+"""IBP training: the loss and its gradients, the schedule, the defense, bad input."""
+
+import numpy as np
+import pytest
+from robustkit_plugins.defenses import IBPTrainingDefense
+from robustkit_plugins.hinge import HingeNetwork, hinge_ibp_loss, hinge_loss
+from robustkit_plugins.rbf import RBFNetwork
+from sklearn.datasets import load_digits
+
+from robustkit import CapabilityError, RobustkitError
+from robustkit.certify import certify_model
+from robustkit.interfaces import IBPTraining
+from robustkit.testing import check_defense
+
+
+def _problem(seed, n=6, d=4, hidden=5, outputs=3):
+    rng = np.random.default_rng(seed)
+    w = {
+        "W1": rng.normal(size=(d, hidden)),
+        "b1": rng.normal(size=hidden),
+        "W2": rng.normal(size=(hidden, outputs)),
+        "b2": rng.normal(size=outputs),
+    }
+    Z = rng.normal(size=(n, d))
+    centre = Z + 0.05 * rng.normal(size=(n, d))
+    spread = rng.uniform(0, 0.3, (n, d))
+    onehot = np.eye(outputs)[rng.integers(0, outputs, n)]
+    return w, Z, centre, spread, onehot
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("kappa", [0.0, 0.3, 1.0])
+def test_ibp_loss_gradients_match_finite_differences(seed, kappa):
+    w, *batch = _problem(seed)
+    _, grads = hinge_ibp_loss(w, *batch, kappa)
+    for name, weight in w.items():
+        for index in np.ndindex(weight.shape):
+            plus = {k: v.copy() for k, v in w.items()}
+            minus = {k: v.copy() for k, v in w.items()}
+            plus[name][index] += 1e-6
+            minus[name][index] -= 1e-6
+            numeric = (
+                hinge_ibp_loss(plus, *batch, kappa)[0] - hinge_ibp_loss(minus, *batch, kappa)[0]
+            ) / 2e-6
+            assert grads[name][index] == pytest.approx(numeric, abs=1e-6)
+
+
+def test_a_point_box_gives_the_clean_hinge_loss():
+    w, Z, _, _, onehot = _problem(0)
+    scores = np.maximum(Z @ w["W1"] + w["b1"], 0) @ w["W2"] + w["b2"]
+    expected = hinge_loss(scores, onehot.argmax(1))[0].mean()
+    for kappa in (0.0, 0.5, 1.0):
+        loss, _ = hinge_ibp_loss(w, Z, Z, np.zeros_like(Z), onehot, kappa)
+        assert loss == pytest.approx(expected)
+    # a real box can only make the worst case worse
+    w, Z, _, spread, onehot = _problem(1)
+    assert (
+        hinge_ibp_loss(w, Z, Z, spread, onehot, 0.0)[0]
+        >= hinge_ibp_loss(w, Z, Z, np.zeros_like(Z), onehot, 0.0)[0]
+    )
+
+
+def test_the_schedule_ramps_radius_up_and_kappa_down():
+    spec = IBPTraining(radius=1.0, bounds=(0, 1), kappa=0.5, ramp=0.5)
+    assert [spec.schedule(e, 4) for e in (1, 2, 3)] == [(0.5, 0.75), (1.0, 0.5), (1.0, 0.5)]
+    assert IBPTraining(1.0, (0, 1), 0.5, ramp=0.0).schedule(1, 4) == (1.0, 0.5)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X.astype(np.float32), y
+
+
+def test_ibp_training_makes_certificates_non_vacuous(digits):
+    X, y = digits
+    X_train, y_train, X_test, y_test = X[:1300], y[:1300], X[1300:], y[1300:]
+    params = {"hidden": 32, "epochs": 10, "random_state": 0}
+    plain = HingeNetwork(**params).fit(X_train, y_train)
+    trained = IBPTrainingDefense(eps=0.05).apply(HingeNetwork(**params)).fit(X_train, y_train)
+    radius = 0.05 * 16
+
+    def certified(model):
+        return certify_model(model, X_test, y_test, radius, bounds=(0, 16)).correct.mean()
+
+    assert certified(trained) > certified(plain) + 0.3
+    assert trained.score(X_test, y_test) > 0.7
+
+
+def test_ibp_training_meets_the_defense_contract():
+    check_defense(IBPTrainingDefense(eps=0.05), model=HingeNetwork(epochs=3, random_state=0))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"eps": 0}, r"eps must be a number in \(0, 1\]"),
+        ({"kappa": 1.5}, r"kappa must be a number in \[0, 1\]"),
+        ({"ramp": -0.1}, r"ramp must be a number in \[0, 1\]"),
+    ],
+)
+def test_bad_ibp_training_parameters_fail_at_apply(params, message):
+    with pytest.raises(RobustkitError, match=message):
+        IBPTrainingDefense(**params).apply(HingeNetwork())
+
+
+def test_models_that_cannot_train_on_bounds_are_refused(digits):
+    with pytest.raises(CapabilityError, match="needs ibp_training"):
+        IBPTrainingDefense().apply(RBFNetwork())
+    with pytest.raises(RobustkitError, match="cannot train on IBP bounds"):
+        RBFNetwork(epochs=1).fit(*digits, ibp=IBPTraining(1.0, (0, 16)))
