@@ -25,6 +25,8 @@ import numpy as np
 from robustkit import REJECT, Attack, AttackResult, Model, RobustkitError, hookimpl
 from robustkit.params import check_int
 
+from ._losses import margin
+
 LOSSES = ("model", "margin")
 
 
@@ -60,29 +62,10 @@ class _Objective:
 
     def _margin(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The margin (n,) and the weights of its gradient on scores and reject score."""
-        scores = np.asarray(self.model.decision_function(X), dtype=np.float64)
-        rows = np.arange(len(scores))
-        masked = scores.copy()
-        if self.target_columns is None:  # best wrong class against the true class
-            masked[rows, self.y_columns] = -np.inf
-            aim = masked.argmax(axis=1)
-            rival = self.y_columns
-        else:  # fixed target against the best other class
-            aim = self.target_columns
-            masked[rows, aim] = -np.inf
-            rival = masked.argmax(axis=1)
-        rival_score = scores[rows, rival]
-        use_reject = np.zeros(len(scores), dtype=bool)
-        grad_reject = None
-        if self.kind == "reject-aware margin":
-            reject = np.asarray(self.model.reject_score(X), dtype=np.float64)
-            use_reject = reject > rival_score
-            rival_score = np.where(use_reject, reject, rival_score)
-            grad_reject = -use_reject.astype(np.float64)
-        grad_scores = np.zeros_like(scores)
-        grad_scores[rows, aim] += 1.0
-        grad_scores[rows, rival] -= (~use_reject).astype(np.float64)
-        return scores[rows, aim] - rival_score, grad_scores, grad_reject
+        scores = self.model.decision_function(X)
+        reject = self.model.reject_score(X) if self.kind == "reject-aware margin" else None
+        loss = margin(scores, self.y_columns, self.target_columns, reject)
+        return loss.value, loss.grad_scores, loss.grad_reject
 
     def success(self, X: np.ndarray) -> np.ndarray:
         """Wrong and not rejected (untargeted), or predicted as the target (targeted)."""
