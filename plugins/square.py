@@ -38,8 +38,6 @@ from .gradient_attacks import _columns_of
 #: Iterations (of a 10,000-query budget) at which the window fraction p is halved.
 SCHEDULE_POINTS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 SCHEDULE_BUDGET = 10_000
-#: Redraws of an L∞ window's signs when the first draw would change nothing.
-REDRAWS = 10
 
 
 def window_fraction(p_init: float, iteration: int, n_queries: int) -> float:
@@ -283,24 +281,23 @@ class SquareAttack(Attack):
     ) -> np.ndarray:
         """``best`` with one random window per sample set to x ± ε (a sign per channel).
 
-        A draw that would leave the window as it is is redrawn (up to ``REDRAWS`` times),
-        so that almost every query tries a new point.
+        Where the drawn signs would leave the window as it is (it already holds them), a
+        random non-empty set of its channels is flipped instead, so every query tries a
+        new point (with one channel: the other sign).
         """
         n, height, width, channels = best.shape
         side = min(max(round(math.sqrt(p * height * width)), 1), height, width)
         rows, cols = _windows(rng, n, side, height, width)
         at = (np.arange(n)[:, None, None], rows, cols)
         x_window = images[ids[:, None, None], rows, cols]
-        current = best[at]
-        redraw = np.arange(n)
-        new = np.empty_like(current)
-        for _ in range(REDRAWS):
-            up = rng.integers(0, 2, size=(len(redraw), 1, 1, channels), dtype=bool)
-            new[redraw] = _box_corner(x_window[redraw], up, radius, bounds)
-            same = (new[redraw] == current[redraw]).reshape(len(redraw), -1).all(axis=1)
-            redraw = redraw[same]
-            if not redraw.size:
-                break
+        up = rng.integers(0, 2, size=(n, 1, 1, channels), dtype=bool)
+        new = _box_corner(x_window, up, radius, bounds)
+        same = np.flatnonzero((new == best[at]).reshape(n, -1).all(axis=1))
+        if same.size:
+            flip = rng.integers(0, 2, size=(same.size, channels), dtype=bool)
+            flip[np.arange(same.size), rng.integers(0, channels, size=same.size)] = True
+            up[same, 0, 0] ^= flip
+            new[same] = _box_corner(x_window[same], up[same], radius, bounds)
         best[at] = new
         return best
 

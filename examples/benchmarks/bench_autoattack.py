@@ -1,0 +1,338 @@
+"""Benchmark: strength and speed of robustkit's ``auto`` against torchattacks' AutoAttack.
+
+Trains the study's pixel-space networks on Fashion-MNIST with robustkit (hinge and rbf,
+PCA 128, seed 0; cached with ``robustkit.save_model``), builds exact PyTorch copies of the
+same weights (checked score by score), and attacks the first ``--n-samples`` test
+samples at each ε with robustkit and with the reference, torchattacks 3.5.1
+``AutoAttack(norm='Linf', version='standard')`` on inputs scaled to [0, 1] (so ε, a
+fraction of the input range, is the same number in both). Prints clean accuracy, robust
+accuracy (reference, robustkit, difference in points), seconds and the speed ratio; then
+times ``auto`` on the whole test set (3 ε × both networks) and measures the memory each
+extra ε costs. ``--attacks`` runs single attacks beside the reference's components
+(``apgd`` ↔ APGD-CE, ``apgd:loss=dlr,targeted=true`` ↔ APGD-T, ``square`` ↔ Square).
+PyTorch and torchattacks are references only: without them the script says so and
+prints robustkit's figures alone.
+
+    pip install torch==2.13.0 torchattacks==3.5.1     # optional reference, one command
+    python examples/benchmarks/bench_autoattack.py [--data-dir DIR] [--attacks auto,square]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+from tabulate import tabulate
+
+import robustkit
+from robustkit.params import parse_spec
+
+#: The study's recipes (pixel space, PCA inside the model), as robustkit specs.
+RECIPES = {
+    "hinge": "hinge:pca=128,epochs=15,lr=0.1,batch_size=128",
+    "rbf": "rbf:pca=128,epochs=10,lr=0.1,batch_size=128",
+}
+EPSILONS = (0.02, 0.05, 0.1)
+#: torchattacks counterparts of robustkit attack specs (built by ``reference_attack``).
+REFERENCE_NAMES = {
+    "auto": "AutoAttack (standard)",
+    "apgd": "APGD (ce)",
+    "apgd:loss=dlr,targeted=true": "APGDT",
+    "square": "Square (5000 queries)",
+}
+
+
+# ---------------------------------------------------------------------------- the models
+
+
+def load_split(dataset: str, data_dir: str | None):
+    """The data set's train/test split (the folder is only needed for IDX data sets)."""
+    return robustkit.create("dataset", dataset).load(Path(data_dir) if data_dir else None)
+
+
+def trained_networks(split, cache_dir: Path, epochs: int | None = None) -> dict:
+    """Each study network trained on ``split`` (seed 0), loaded from ``cache_dir`` if there."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    networks = {}
+    for name, spec in RECIPES.items():
+        model_name, params = parse_spec(spec)
+        params["pca"] = min(params["pca"], split.X_train.shape[1])
+        if epochs is not None:
+            params["epochs"] = epochs
+        params["random_state"] = 0
+        tag = "-".join(f"{k}{v}" for k, v in sorted(params.items()))
+        path = cache_dir / f"{split.name}-{model_name}-{tag}.npz"
+        if path.exists():
+            networks[name] = robustkit.load_model(path)[1]
+            continue
+        start = time.perf_counter()
+        model = robustkit.create("model", model_name, **params).fit(split.X_train, split.y_train)
+        robustkit.save_model(path, robustkit.Recipe(model_name, params), model)
+        print(f"trained {name} in {time.perf_counter() - start:.1f} s (cached in {path})")
+        networks[name] = model
+    return networks
+
+
+def torch_copy(name: str, model, bounds: tuple[float, float]):
+    """The robustkit network as a torch module on inputs in [0, 1] (any shape (n, ...)).
+
+    Raw pixels x = lo + (hi − lo)·u; network input ((x − low)/span − mean)·Pᵀ, folded
+    into one linear layer; then the hidden layer (ReLU for hinge, tanh-GELU as the rbf
+    plugin computes it) and the head (linear scores, or negated squared distances).
+    """
+    import torch
+
+    state = {key: np.asarray(value, dtype=np.float64) for key, value in model.get_state().items()}
+    lo, hi = bounds
+    scale = (hi - lo) / float(state["input_span"])
+    shift = (lo - float(state["input_low"])) / float(state["input_span"])
+    P = state["pca_components"]
+    W_in = scale * P  # (128, d)
+    b_in = (shift - state["input_mean"]) @ P.T
+
+    def tensor(array):
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+    class Copy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.W_in, self.b_in = tensor(W_in.T), tensor(b_in)
+            self.W1, self.b1 = tensor(state["W1"]), tensor(state["b1"])
+            if name == "hinge":
+                self.W2, self.b2 = tensor(state["W2"]), tensor(state["b2"])
+            else:
+                self.centres = tensor(state["centres"])
+
+        def forward(self, u):
+            z = u.reshape(len(u), -1) @ self.W_in + self.b_in
+            pre = z @ self.W1 + self.b1
+            if name == "hinge":
+                return torch.relu(pre) @ self.W2 + self.b2
+            h = torch.nn.functional.gelu(pre, approximate="tanh")
+            return -torch.cdist(h, self.centres).square()
+
+    return Copy().eval()
+
+
+def check_copy(copy, model, X: np.ndarray, bounds, image_shape) -> float:
+    """Largest |score difference| between the torch copy and robustkit, over ``X``."""
+    import torch
+
+    unit = to_unit(X, bounds, image_shape)
+    with torch.no_grad():
+        theirs = copy(torch.from_numpy(unit)).numpy().astype(np.float64)
+    return float(np.max(np.abs(theirs - model.decision_function(X))))
+
+
+def to_unit(X: np.ndarray, bounds, image_shape) -> np.ndarray:
+    """Raw rows scaled to [0, 1] and shaped (n, 1, h, w), as torchattacks wants images."""
+    lo, hi = bounds
+    return ((X - lo) / (hi - lo)).astype(np.float32).reshape(len(X), 1, *image_shape)
+
+
+# ---------------------------------------------------------------------------- the attacks
+
+
+def reference_available() -> bool:
+    """True if torch and torchattacks import; else say why and return False."""
+    try:
+        import torch  # noqa: F401
+        import torchattacks  # noqa: F401
+    except ImportError as exc:
+        print(
+            f"reference skipped: {exc.name} is not installed "
+            "(pip install torch==2.13.0 torchattacks==3.5.1); robustkit's figures only"
+        )
+        return False
+    return True
+
+
+def reference_attack(spec: str, copy, eps: float, n_classes: int):
+    """The torchattacks counterpart of robustkit ``spec``, or None if it has none."""
+    import torchattacks
+
+    common = {"norm": "Linf", "eps": eps, "seed": 0}
+    if spec == "auto":
+        return torchattacks.AutoAttack(copy, version="standard", n_classes=n_classes, **common)
+    if spec == "apgd":
+        return torchattacks.APGD(copy, loss="ce", n_restarts=1, **common)
+    if spec == "apgd:loss=dlr,targeted=true":
+        return torchattacks.APGDT(copy, n_classes=n_classes, n_restarts=1, **common)
+    if spec == "square":
+        return torchattacks.Square(copy, n_queries=5000, n_restarts=1, **common)
+    return None
+
+
+def run_reference(attack, copy, X, y, bounds, image_shape) -> tuple[np.ndarray, float]:
+    """Per-sample robust flags of the reference attack on (X, y) and its seconds."""
+    import torch
+
+    images, labels = torch.from_numpy(to_unit(X, bounds, image_shape)), torch.from_numpy(y)
+    start = time.perf_counter()
+    adversarials = attack(images, labels.long())
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        robust = copy(adversarials).argmax(1).numpy() == y
+    return robust, seconds
+
+
+def run_robustkit(spec: str, model, X, y, epsilons, split) -> tuple[np.ndarray, float]:
+    """Per-ε, per-sample robust flags (K, n) of robustkit ``spec`` and its seconds."""
+    name, params = parse_spec(spec)
+    attack = robustkit.create("attack", name, **params)
+    start = time.perf_counter()
+    result = attack.perturb(
+        model, X, y, epsilons, bounds=split.bounds, random_state=0, image_shape=split.image_shape
+    )
+    seconds = time.perf_counter() - start
+    return np.stack([model.predict(adv) == y for adv in result.adversarials]), seconds
+
+
+def default_attacks() -> list[str]:
+    """``auto`` if it is installed, else the strong attacks that are."""
+    names = robustkit.registry("attack").names()
+    if "auto" in names:
+        return ["auto"]
+    print("robustkit attack 'auto' is not installed yet: running the attacks that are")
+    wanted = ["apgd", "apgd:loss=dlr,targeted=true", "square"]
+    return [spec for spec in wanted if parse_spec(spec)[0] in names] or ["pgd:loss=margin"]
+
+
+# ------------------------------------------------------------------------------ the parts
+
+
+def strength_table(networks, split, attacks, epsilons, n_samples, reference: bool) -> None:
+    """Robust accuracy and seconds per (network, attack, ε) cell, beside the reference."""
+    X, y = split.X_test[:n_samples], split.y_test[:n_samples]
+    n_classes = len(np.unique(split.y_train))
+    rows = []
+    for name, model in networks.items():
+        clean = float(np.mean(model.predict(X) == y))
+        copy = None
+        if reference:
+            copy = torch_copy(name, model, split.bounds)
+            n_check = min(1000, len(split.X_test))
+            diff = check_copy(copy, model, split.X_test[:n_check], split.bounds, split.image_shape)
+            scale = float(np.max(np.abs(model.decision_function(split.X_test[:n_check]))))
+            print(
+                f"{name}: torch copy vs robustkit scores on {n_check} test samples: "
+                f"max |diff| {diff:.2e} (scores up to {scale:.3g}, relative {diff / scale:.1e})"
+            )
+        for spec in attacks:
+            for eps in epsilons:
+                ours, our_seconds = run_robustkit(spec, model, X, y, [eps], split)
+                ours_acc = float(ours[0].mean())
+                row = [name, spec, eps, 100 * clean, None, 100 * ours_acc, None, None, our_seconds]
+                attack = reference_attack(spec, copy, eps, n_classes) if copy else None
+                if attack is not None:
+                    theirs, their_seconds = run_reference(
+                        attack, copy, X, y, split.bounds, split.image_shape
+                    )
+                    theirs_acc = float(theirs.mean())
+                    row[4] = 100 * theirs_acc
+                    row[6] = 100 * (ours_acc - theirs_acc)
+                    row[7] = their_seconds
+                    row.append(their_seconds / our_seconds)
+                    row.append(int(np.sum(ours[0] & ~theirs)))
+                    row.append(int(np.sum(theirs & ~ours[0])))
+                rows.append(row)
+                print(f"  {name} {spec} ε={eps}: done", flush=True)
+    headers = [
+        "network",
+        "attack",
+        "ε",
+        "clean %",
+        "reference robust %",
+        "robustkit robust %",
+        "diff (points)",
+        "reference s",
+        "robustkit s",
+        "speed ratio",
+        "only ours robust",
+        "only ref robust",
+    ]
+    rows = [[("-" if v is None else v) for v in row] for row in rows]
+    print(f"\nStrength and speed on the first {len(X)} test samples of {split.name}")
+    print("(diff > 0: robustkit finds the model MORE robust, i.e. robustkit's attack is weaker)")
+    print(tabulate(rows, headers=headers, floatfmt=".2f"))
+
+
+def full_test_set_time(networks, split, epsilons, spec: str) -> None:
+    """Seconds of ``spec`` on every test sample × all ε × every network (one call each)."""
+    rows, total = [], 0.0
+    for name, model in networks.items():
+        robust, seconds = run_robustkit(spec, model, split.X_test, split.y_test, epsilons, split)
+        total += seconds
+        rows.append([name, len(split.X_test), *(100 * robust.mean(axis=1)), seconds])
+    headers = ["network", "samples", *(f"robust % ε={e}" for e in epsilons), "seconds"]
+    print(f"\nrobustkit {spec} on the whole test set, {len(epsilons)} ε in one call per network")
+    print(tabulate(rows, headers=headers, floatfmt=".2f"))
+    print(f"total: {total:.1f} s (target < 120 s)")
+
+
+def memory_per_epsilon(model, split, spec: str, n_samples: int) -> None:
+    """Peak traced memory of ``spec`` with 1 ε vs 3 ε on the same batch, in batches."""
+    X, y = split.X_test[:n_samples], split.y_test[:n_samples]
+    name, params = parse_spec(spec)
+    attack = robustkit.create("attack", name, **params)
+    batch_bytes = X.astype(np.result_type(X.dtype, np.float32)).nbytes
+    peaks = {}
+    for epsilons in ([0.05], [0.02, 0.05, 0.1]):
+        tracemalloc.start()
+        attack.perturb(
+            model,
+            X,
+            y,
+            epsilons,
+            bounds=split.bounds,
+            random_state=0,
+            image_shape=split.image_shape,
+        )
+        peaks[len(epsilons)] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    per_eps = (peaks[3] - peaks[1]) / 2
+    print(
+        f"\nmemory of {spec} on {len(X)} samples: peak {peaks[1] / 2**20:.1f} MiB with 1 ε, "
+        f"{peaks[3] / 2**20:.1f} MiB with 3 ε: {per_eps / 2**20:.2f} MiB per extra ε = "
+        f"{per_eps / batch_bytes:.2f} adversarial batches ({batch_bytes / 2**20:.2f} MiB each)"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("ROBUSTKIT_DATA_DIR", "/work/shared/data")
+    )
+    parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="trained-weights folder")
+    parser.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs")
+    parser.add_argument("--n-samples", type=int, default=1000)
+    parser.add_argument("--eps", default=",".join(map(str, EPSILONS)))
+    parser.add_argument(
+        "--attacks", default=None, help="robustkit attack specs separated by ';' (default: auto)"
+    )
+    parser.add_argument("--no-reference", action="store_true", help="skip torchattacks")
+    parser.add_argument("--no-full", action="store_true", help="skip the whole-test-set timing")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory measure")
+    args = parser.parse_args(argv)
+
+    epsilons = [float(e) for e in args.eps.split(",")]
+    attacks = args.attacks.split(";") if args.attacks else default_attacks()
+    split = load_split(args.dataset, args.data_dir)
+    cache_dir = args.cache_dir or Path(tempfile.gettempdir()) / "robustkit-bench-autoattack"
+    networks = trained_networks(split, cache_dir, args.epochs)
+    reference = not args.no_reference and reference_available()
+    strength_table(networks, split, attacks, epsilons, args.n_samples, reference)
+    if not args.no_full:
+        full_test_set_time(networks, split, epsilons, attacks[0])
+    if not args.no_memory:
+        memory_per_epsilon(networks["rbf"], split, attacks[0], min(args.n_samples, 1000))
+
+
+if __name__ == "__main__":
+    main()
