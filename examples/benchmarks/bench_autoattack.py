@@ -20,6 +20,7 @@ prints robustkit's figures alone.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import tempfile
 import time
@@ -31,6 +32,7 @@ from tabulate import tabulate
 
 import robustkit
 from robustkit.params import parse_spec
+from robustkit.persistence import atomic_write
 
 #: The study's recipes (pixel space, PCA inside the model), as robustkit specs.
 RECIPES = {
@@ -206,8 +208,34 @@ def default_attacks() -> list[str]:
 # ------------------------------------------------------------------------------ the parts
 
 
-def strength_table(networks, split, attacks, epsilons, n_samples, reference: bool) -> None:
-    """Robust accuracy and seconds per (network, attack, ε) cell, beside the reference."""
+def weights_digest(model) -> str:
+    """A short hash of the model's fitted arrays (keys the cached reference results)."""
+    digest = hashlib.sha1()
+    for key, value in sorted(model.get_state().items()):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()[:12]
+
+
+def cached_reference(path: Path, *args) -> tuple[np.ndarray, float]:
+    """The reference's (robust flags, seconds) from ``path``, or ``run_reference(*args)``."""
+    if path.exists():
+        with np.load(path, allow_pickle=False) as saved:
+            return saved["robust"], float(saved["seconds"])
+    robust, seconds = run_reference(*args)
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, robust=robust, seconds=np.float64(seconds))
+    return robust, seconds
+
+
+def strength_table(
+    networks, split, attacks, epsilons, n_samples, cache_dir, *, reference: bool, ours: bool = True
+) -> None:
+    """Robust accuracy and seconds per (network, attack, ε) cell, beside the reference.
+
+    The reference's results are cached per cell (keyed by the weights), so a rerun only
+    times robustkit; ``ours=False`` fills that cache without running robustkit.
+    """
     X, y = split.X_test[:n_samples], split.y_test[:n_samples]
     n_classes = len(np.unique(split.y_train))
     rows = []
@@ -225,21 +253,23 @@ def strength_table(networks, split, attacks, epsilons, n_samples, reference: boo
             )
         for spec in attacks:
             for eps in epsilons:
-                ours, our_seconds = run_robustkit(spec, model, X, y, [eps], split)
-                ours_acc = float(ours[0].mean())
-                row = [name, spec, eps, 100 * clean, None, 100 * ours_acc, None, None, our_seconds]
+                row = [name, spec, eps, 100 * clean, *["-"] * 8]
+                if ours:
+                    mine, my_seconds = run_robustkit(spec, model, X, y, [eps], split)
+                    row[5], row[8] = 100 * mine[0].mean(), my_seconds
                 attack = reference_attack(spec, copy, eps, n_classes) if copy else None
                 if attack is not None:
-                    theirs, their_seconds = run_reference(
-                        attack, copy, X, y, split.bounds, split.image_shape
+                    key = f"{split.name}-{name}-{weights_digest(model)}-{spec}-{eps}-{len(X)}"
+                    theirs, their_seconds = cached_reference(
+                        cache_dir / f"reference-{key}.npz",
+                        *(attack, copy, X, y, split.bounds, split.image_shape),
                     )
-                    theirs_acc = float(theirs.mean())
-                    row[4] = 100 * theirs_acc
-                    row[6] = 100 * (ours_acc - theirs_acc)
-                    row[7] = their_seconds
-                    row.append(their_seconds / our_seconds)
-                    row.append(int(np.sum(ours[0] & ~theirs)))
-                    row.append(int(np.sum(theirs & ~ours[0])))
+                    row[4], row[7] = 100 * theirs.mean(), their_seconds
+                    if ours:
+                        row[6] = 100 * (mine[0].mean() - theirs.mean())
+                        row[9] = their_seconds / my_seconds
+                        row[10] = int(np.sum(mine[0] & ~theirs))
+                        row[11] = int(np.sum(theirs & ~mine[0]))
                 rows.append(row)
                 print(f"  {name} {spec} ε={eps}: done", flush=True)
     headers = [
@@ -256,7 +286,6 @@ def strength_table(networks, split, attacks, epsilons, n_samples, reference: boo
         "only ours robust",
         "only ref robust",
     ]
-    rows = [[("-" if v is None else v) for v in row] for row in rows]
     print(f"\nStrength and speed on the first {len(X)} test samples of {split.name}")
     print("(diff > 0: robustkit finds the model MORE robust, i.e. robustkit's attack is weaker)")
     print(tabulate(rows, headers=headers, floatfmt=".2f"))
@@ -319,6 +348,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-reference", action="store_true", help="skip torchattacks")
     parser.add_argument("--no-full", action="store_true", help="skip the whole-test-set timing")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measure")
+    parser.add_argument(
+        "--reference-only", action="store_true", help="only run (and cache) the reference cells"
+    )
     args = parser.parse_args(argv)
 
     epsilons = [float(e) for e in args.eps.split(",")]
@@ -327,7 +359,18 @@ def main(argv: list[str] | None = None) -> None:
     cache_dir = args.cache_dir or Path(tempfile.gettempdir()) / "robustkit-bench-autoattack"
     networks = trained_networks(split, cache_dir, args.epochs)
     reference = not args.no_reference and reference_available()
-    strength_table(networks, split, attacks, epsilons, args.n_samples, reference)
+    strength_table(
+        networks,
+        split,
+        attacks,
+        epsilons,
+        args.n_samples,
+        cache_dir,
+        reference=reference,
+        ours=not args.reference_only,
+    )
+    if args.reference_only:
+        return
     if not args.no_full:
         full_test_set_time(networks, split, epsilons, attacks[0])
     if not args.no_memory:
