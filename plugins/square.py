@@ -210,8 +210,9 @@ class SquareAttack(Attack):
                 # Each budget draws from its own stream, so its result does not depend on
                 # which other budgets are in the list.
                 budget_rng = np.random.default_rng([seed, int(np.float64(radius).view(np.uint64))])
-                found = self._search(queries, images, todo, float(radius), bounds, budget_rng)
-                adversarials[k].reshape(len(X), *layout)[todo] = found
+                adversarials[k].reshape(len(X), *layout)[todo] = self._search(
+                    queries, images, todo, float(radius), bounds, budget_rng
+                )
         info: dict[str, Any] = {
             "objective": "reject-aware margin" if self.reject_aware else "margin",
             "queries": queries.count,

@@ -1,5 +1,7 @@
 """The Square Attack plugin: budgets, determinism, strength, gradient masking, bad input."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from robustkit_plugins.square import box_rings, split_bump, window_fraction
@@ -225,3 +227,20 @@ def test_bad_parameters_are_one_line_errors(linear_setup, params, image_shape, m
     with pytest.raises(RobustkitError) as error:
         square(**params).perturb(model, X, y, 0.1, bounds=bounds, image_shape=image_shape)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_each_extra_budget_costs_at_most_one_adversarial_batch_of_memory():
+    X, y, bounds = toy_data(n_samples=3000, n_features=64, n_classes=3)
+    model = LinearModel(random_state=0).fit(X, y)
+    attack = square(n_queries=30)
+
+    def peak(epsilons):
+        tracemalloc.start()
+        attack.perturb(model, X, y, epsilons, bounds=bounds, random_state=0, image_shape=(8, 8))
+        high = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return high
+
+    epsilons = [0.02, 0.05, 0.1]
+    extra = peak(epsilons) - max(peak([eps]) for eps in epsilons)
+    assert extra <= 1.05 * (len(epsilons) - 1) * X.nbytes
