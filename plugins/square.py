@@ -23,7 +23,7 @@ class and does not reject it (or predicts the target, when targeted).
 from __future__ import annotations
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -166,8 +166,8 @@ class SquareAttack(Attack):
 
     @property
     def iterative(self) -> bool:
-        """True: a square attack queries the model many times (``n_queries`` > 1)."""
-        return int(self.n_queries) > 1
+        """True unless ``n_queries`` is 1 (a bad value is reported when the attack runs)."""
+        return not (isinstance(self.n_queries, Integral) and self.n_queries <= 1)
 
     def _validate(self) -> None:
         check_norm(self.norm)
