@@ -630,6 +630,34 @@ class NumpyNetwork(Model):
         )
         return self.input_transform_.backward(grad_Z)
 
+    @single_blas_thread
+    def decision_and_gradient(
+        self,
+        X: np.ndarray,
+        weights: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores, reject scores and an input gradient chosen from them, in one forward pass.
+
+        ``weights(scores, reject_scores)`` returns ``(grad_scores, grad_reject)`` as for
+        ``decision_gradient``. Attacks whose objective depends on the scores at the same
+        point (APGD's losses) save the second forward pass that ``decision_function``
+        followed by ``decision_gradient`` takes. Same values as those two calls.
+        """
+        Z = self._network_input(X)
+        out, cache = self._forward(self.weights_, Z)
+        scores = self._class_scores(out)
+        reject = self._reject_scores(out)
+        if reject is None:
+            reject = super().reject_score(out)
+        grad_scores, grad_reject = weights(scores, reject)
+        grad_scores = np.asarray(grad_scores, dtype=Z.dtype)
+        if grad_reject is not None:
+            grad_reject = np.asarray(grad_reject, dtype=Z.dtype)
+        grad_Z = self._backward_input(
+            self.weights_, cache, self._output_grad(grad_scores, grad_reject)
+        )
+        return scores, reject, self.input_transform_.backward(grad_Z)
+
     # -------------------------------------------------------------------------- state
 
     def get_state(self) -> dict[str, np.ndarray]:

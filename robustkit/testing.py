@@ -450,9 +450,9 @@ def check_attack(
     span = hi - lo
     epsilons = [0.0, 0.03, 0.3]
     X_before = np.array(X, copy=True)
-    result = attack.perturb(
-        model, X, y, epsilons, bounds=bounds, random_state=0, image_shape=image_shape
-    )
+    # Only when given: attacks that override 0.1's perturb(..., bounds, random_state) work.
+    layout = {} if image_shape is None else {"image_shape": image_shape}
+    result = attack.perturb(model, X, y, epsilons, bounds=bounds, random_state=0, **layout)
     _require(np.array_equal(X, X_before), f"{who} modified its input X in place")
     _require(isinstance(result, AttackResult), f"{who}.perturb must return an AttackResult")
     adv = np.asarray(result.adversarials)
@@ -474,17 +474,13 @@ def check_attack(
         f"{zero.dtype} {zero.shape}",
     )
     _require(isinstance(result.info, dict), f"{who}.info must be a dict")
-    repeat = attack.perturb(
-        model, X, y, epsilons, bounds=bounds, random_state=0, image_shape=image_shape
-    )
+    repeat = attack.perturb(model, X, y, epsilons, bounds=bounds, random_state=0, **layout)
     _require(
         np.array_equal(repeat.adversarials, adv)
         and np.array_equal(repeat.zero_gradient, result.zero_gradient),
         f"{who} is not deterministic for a fixed random_state",
     )
-    single = attack.perturb(
-        model, X, y, 0.3, bounds=bounds, random_state=0, image_shape=image_shape
-    )
+    single = attack.perturb(model, X, y, 0.3, bounds=bounds, random_state=0, **layout)
     _require(
         np.shape(single.adversarials) == (1, *np.shape(X)),
         f"{who} with a single epsilon gave shape {np.shape(single.adversarials)}",

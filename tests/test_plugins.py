@@ -49,7 +49,17 @@ def _fresh(fresh_plugins, monkeypatch):
 def test_builtins_come_through_entry_points():
     host = plugins.get_plugin_host()
     builtins = {info.name for info in host.infos.values() if info.distribution == "robustkit"}
-    assert builtins == {"hinge", "rbf", "gradient-attacks", "noise-attack", "defenses", "datasets"}
+    assert builtins == {
+        "hinge",
+        "rbf",
+        "gradient-attacks",
+        "noise-attack",
+        "square",
+        "apgd",
+        "auto-attack",
+        "defenses",
+        "datasets",
+    }
     assert {"hinge", "rbf"} <= set(robustkit.registry("model").names())
     assert "digits" in robustkit.registry("dataset").names()
 
