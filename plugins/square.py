@@ -27,6 +27,7 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from robustkit import Attack, AttackResult, Model, RobustkitError, hookimpl
 from robustkit.interfaces import LINF, SCORE_ATTACK, check_norm
@@ -288,18 +289,18 @@ class SquareAttack(Attack):
         """
         n, height, width, channels = best.shape
         side = min(max(round(math.sqrt(p * height * width)), 1), height, width)
-        rows, cols = _windows(rng, n, side, height, width)
-        at = (np.arange(n)[:, None, None], rows, cols)
-        x_window = images[ids[:, None, None], rows, cols]
-        up = rng.integers(0, 2, size=(n, 1, 1, channels), dtype=bool)
+        at = (np.arange(n), *_corners(rng, n, side, height, width))
+        x_window = _windows(images, side)[(ids, *at[1:])]  # (n, c, side, side)
+        best_windows = _windows(best, side)
+        up = rng.integers(0, 2, size=(n, channels, 1, 1), dtype=bool)
         new = _box_corner(x_window, up, radius, bounds)
-        same = np.flatnonzero((new == best[at]).reshape(n, -1).all(axis=1))
+        same = np.flatnonzero((new == best_windows[at]).reshape(n, -1).all(axis=1))
         if same.size:
             flip = rng.integers(0, 2, size=(same.size, channels), dtype=bool)
             flip[np.arange(same.size), rng.integers(0, channels, size=same.size)] = True
-            up[same, 0, 0] ^= flip
+            up[same, :, 0, 0] ^= flip
             new[same] = _box_corner(x_window[same], up[same], radius, bounds)
-        best[at] = new
+        best_windows[at] = new
         return best
 
     # ------------------------------------------------------------------------------ L2
@@ -344,33 +345,43 @@ class SquareAttack(Attack):
         delta = np.subtract(best, x, out=best)
         side = max(round(math.sqrt(p * height * width)), 3)
         side = min(side + (side % 2 == 0), height, width)  # odd, and inside the image
-        first = (np.arange(n)[:, None, None], *_windows(rng, n, side, height, width))
-        second = (first[0], *_windows(rng, n, side, height, width))
-        old = delta[first]
-        old_norm = np.sqrt(np.sum(old * old, axis=(1, 2), keepdims=True))
-        both = np.zeros((n, height, width), dtype=bool)
-        both[first] = True
-        both[second] = True
-        both_mass = np.einsum("nhwc,nhw->nc", delta * delta, both)[:, None, None, :]
-        image_mass = np.sum(delta * delta, axis=(1, 2, 3), keepdims=True)
-        bumps = _random_transposes(split_bump(side), (n,), rng)[..., None]
-        new = bumps * rng.choice(np.array([-1.0, 1.0]), size=(n, 1, 1, channels))
+        rows = np.arange(n)
+        first = (rows, *_corners(rng, n, side, height, width))
+        second = (rows, *_corners(rng, n, side, height, width))
+        delta_windows = _windows(delta, side)  # (n, ., ., c, side, side) views
+        old = delta_windows[first]
+        old_norm = np.sqrt(np.sum(old * old, axis=(2, 3), keepdims=True))
+        both = np.zeros((n, height, width, 1), dtype=bool)
+        both_windows = _windows(both, side)
+        both_windows[first] = True
+        both_windows[second] = True
+        squares = delta * delta
+        both_mass = np.sum(squares, axis=(1, 2), where=both)[:, :, None, None]  # (n, c, 1, 1)
+        image_mass = np.sum(squares, axis=(1, 2, 3)).reshape(n, 1, 1, 1)
+        bumps = _random_transposes(split_bump(side), (n,), rng)[:, None]
+        new = bumps * rng.choice(np.array([-1.0, 1.0]), size=(n, channels, 1, 1))
         new += old / (old_norm + 1e-10)
         target_norm = np.sqrt(np.maximum(radius**2 - image_mass, 0.0) / channels + both_mass)
-        new *= target_norm / np.sqrt(np.sum(new * new, axis=(1, 2), keepdims=True))
-        delta[second] = 0.0
-        delta[first] = new
+        new *= target_norm / np.sqrt(np.sum(new * new, axis=(2, 3), keepdims=True))
+        delta_windows[second] = 0.0
+        delta_windows[first] = new
         return _on_sphere(x, delta, radius, bounds)
 
 
-def _windows(
+def _corners(
     rng: np.random.Generator, n: int, side: int, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column index arrays, (n, side, 1) and (n, 1, side), of one window per sample."""
-    top = rng.integers(0, height - side + 1, size=n)
-    left = rng.integers(0, width - side + 1, size=n)
-    steps = np.arange(side)
-    return (top[:, None] + steps)[:, :, None], (left[:, None] + steps)[:, None, :]
+    """Top and left corner, (n,) each, of one random side × side window per sample."""
+    return rng.integers(0, height - side + 1, size=n), rng.integers(0, width - side + 1, size=n)
+
+
+def _windows(images: np.ndarray, side: int) -> np.ndarray:
+    """Writeable views (n, h − side + 1, w − side + 1, c, side, side) of every window.
+
+    Indexing it with (samples, tops, lefts) gathers or sets one window per sample in
+    contiguous blocks, much faster than indexing each pixel.
+    """
+    return sliding_window_view(images, (side, side), axis=(1, 2), writeable=True)
 
 
 def _random_transposes(
