@@ -52,11 +52,14 @@ def load_split(dataset: str, data_dir: str | None):
     return robustkit.create("dataset", dataset).load(Path(data_dir) if data_dir else None)
 
 
-def trained_networks(split, cache_dir: Path, epochs: int | None = None) -> dict:
+def trained_networks(
+    split, cache_dir: Path, epochs: int | None = None, names=tuple(RECIPES)
+) -> dict:
     """Each study network trained on ``split`` (seed 0), loaded from ``cache_dir`` if there."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     networks = {}
-    for name, spec in RECIPES.items():
+    for name in names:
+        spec = RECIPES[name]
         model_name, params = parse_spec(spec)
         params["pca"] = min(params["pca"], split.X_train.shape[1])
         if epochs is not None:
@@ -340,12 +343,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--cache-dir", type=Path, default=None, help="trained-weights folder")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs")
+    parser.add_argument("--networks", default=",".join(RECIPES), help="hinge,rbf or one")
     parser.add_argument("--n-samples", type=int, default=1000)
     parser.add_argument("--eps", default=",".join(map(str, EPSILONS)))
     parser.add_argument(
         "--attacks", default=None, help="robustkit attack specs separated by ';' (default: auto)"
     )
     parser.add_argument("--no-reference", action="store_true", help="skip torchattacks")
+    parser.add_argument("--no-table", action="store_true", help="skip the strength table")
     parser.add_argument("--no-full", action="store_true", help="skip the whole-test-set timing")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measure")
     parser.add_argument(
@@ -357,24 +362,27 @@ def main(argv: list[str] | None = None) -> None:
     attacks = args.attacks.split(";") if args.attacks else default_attacks()
     split = load_split(args.dataset, args.data_dir)
     cache_dir = args.cache_dir or Path(tempfile.gettempdir()) / "robustkit-bench-autoattack"
-    networks = trained_networks(split, cache_dir, args.epochs)
+    networks = trained_networks(split, cache_dir, args.epochs, args.networks.split(","))
     reference = not args.no_reference and reference_available()
-    strength_table(
-        networks,
-        split,
-        attacks,
-        epsilons,
-        args.n_samples,
-        cache_dir,
-        reference=reference,
-        ours=not args.reference_only,
-    )
+    if not args.no_table:
+        strength_table(
+            networks,
+            split,
+            attacks,
+            epsilons,
+            args.n_samples,
+            cache_dir,
+            reference=reference,
+            ours=not args.reference_only,
+        )
     if args.reference_only:
         return
     if not args.no_full:
         full_test_set_time(networks, split, epsilons, attacks[0])
     if not args.no_memory:
-        memory_per_epsilon(networks["rbf"], split, attacks[0], min(args.n_samples, 1000), epsilons)
+        memory_per_epsilon(
+            list(networks.values())[-1], split, attacks[0], min(args.n_samples, 1000), epsilons
+        )
 
 
 if __name__ == "__main__":
