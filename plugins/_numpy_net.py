@@ -360,7 +360,21 @@ class NumpyNetwork(Model):
         return params
 
     def _check_X(self, X: Any, dtype: np.dtype, *, reset: bool) -> np.ndarray:
-        """Validate inputs the sklearn way (2-D, numeric, finite), with one-line errors."""
+        """Validate inputs the sklearn way (2-D, numeric, finite), with one-line errors.
+
+        A plain array already in the fitted layout and dtype (what attacks pass at every
+        step) only has its values checked: sklearn's checks cost ~0.5 ms a call.
+        """
+        if (
+            not reset
+            and type(X) is np.ndarray
+            and X.dtype == dtype
+            and X.ndim == 2
+            and len(X) > 0
+            and X.shape[1] == getattr(self, "n_features_in_", None)
+            and not hasattr(self, "feature_names_in_")
+        ):
+            return _check_finite(X)
         _check_2d(X)
         try:
             X = validate_data(self, X, reset=reset, dtype=dtype, ensure_all_finite=False)
