@@ -201,6 +201,7 @@ def apgd_search(
         """Loss and gradient at the iterate; broken samples leave the search first."""
         won, value, grad = scorer.evaluate(loss, s["x"], search.batch_rows, s.get("target"))
         if won.any():
+            s.pop("spare", None)  # scratch: not worth compacting
             out[search.batch_rows[won]] = s["x"][won]
             broken[s["pos"][won]] = True
             search.keep(~won)
@@ -211,7 +212,7 @@ def apgd_search(
     if not n:
         return broken
     s.update(
-        previous=s["x"],
+        previous=s["x"].copy(),
         grad=grad,
         value=value,
         best=s["x"].copy(),
@@ -225,20 +226,25 @@ def apgd_search(
     marks = set(checkpoints(steps))
     last_mark = 0
     for iteration in range(1, steps + 1):
-        x = s["x"]
-        z = steepest_direction(s["grad"], norm)
+        # Three buffers take turns (x, x_prev, the new point): no allocation per step.
+        x, previous, z = s["x"], s["previous"], s.pop("spare", None)
+        if z is None:
+            z = np.empty_like(x)
+        if norm == LINF:
+            np.sign(s["grad"], out=z)
+        else:
+            z[...] = steepest_direction(s["grad"], norm)
         z *= per_sample(s["step"], z)
         z += x
         search.project(z)
         if iteration > 1:  # momentum: z ← x + α(z − x) + (1 − α)(x − x_prev)
-            z -= x
+            np.subtract(x, previous, out=previous)  # = α z + (1 − α)(2x − x_prev)
+            previous += x
+            previous *= 1.0 - ALPHA
             z *= ALPHA
-            momentum = x - s["previous"]
-            momentum *= 1.0 - ALPHA
-            z += momentum
-            z += x
+            z += previous
             search.project(z)
-        s["previous"], s["x"] = x, z
+        s["spare"], s["previous"], s["x"] = previous, x, z
         value, grad = evaluate()
         if not len(s["pos"]):
             break
