@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from robustkit import Attack, AttackResult, PluginFault, RobustkitError
+from robustkit import Attack, AttackResult, PluginFault, RobustkitError, evaluate, hookimpl
 from robustkit.interfaces import project
-from robustkit.testing import LinearModel, toy_data
+from robustkit.testing import LinearModel, temporary_plugin, toy_data
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +129,41 @@ def test_an_unknown_norm_is_a_clear_error(toy):
     model, X, y, bounds = toy
     with pytest.raises(RobustkitError, match="norm must be one of linf, l2; got 'l1'"):
         Returns(lambda X, radii: X[None], norm="l1").perturb(model, X, y, 0.1, bounds=bounds)
+
+
+class IdentityView(Attack):
+    """Returns views of its input: an attack that changes nothing."""
+
+    requires = frozenset()
+
+    def _run(self, model, X, y, radii, bounds, rng):
+        return AttackResult(
+            radii, np.broadcast_to(X, (len(radii), *X.shape)), np.zeros(len(X), bool)
+        )
+
+
+class Mutating(Attack):
+    """Moves its input by four budgets in place and reports it."""
+
+    requires = frozenset()
+
+    def _run(self, model, X, y, radii, bounds, rng):
+        X += 4 * radii.max()
+        return AttackResult(radii, np.stack([X] * len(radii)), np.zeros(len(X), bool))
+
+
+class GuardPlugin:
+    @hookimpl
+    def register_attacks(self, register):
+        register("identity-view", IdentityView)
+        register("mutating", Mutating)
+
+
+def test_harness_rows_are_honest_for_view_and_mutating_attacks():
+    with temporary_plugin(GuardPlugin()):
+        rows = evaluate(
+            "hinge:epochs=3", ["identity-view", "mutating"], eps=[0.1], n_samples=20
+        ).rows
+    identity, mutating = rows
+    assert identity["flipped"] == 0 and identity["mean_linf"] == 0.0
+    assert mutating["mean_linf"] <= 0.1 + 1e-6
