@@ -250,8 +250,10 @@ class Attack(BaseEstimator):
                 f"{who}: adversarials have shape {adv.shape}, expected (K budgets, n, ...) "
                 f"= {expected}"
             )
-        finite = np.isfinite(adv.reshape(len(eps), -1)).all(axis=1)
+        finite = np.array([np.isfinite(batch).all() for batch in adv], dtype=bool)
         if not finite.all():
+            if not np.isfinite(X).all():
+                raise RobustkitError("X contains NaN or inf; attacks need finite inputs")
             raise PluginFault(
                 f"{who}: adversarials contain NaN or inf at ε = {eps[~finite].tolist()}"
             )

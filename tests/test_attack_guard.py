@@ -167,3 +167,12 @@ def test_harness_rows_are_honest_for_view_and_mutating_attacks():
     identity, mutating = rows
     assert identity["flipped"] == 0 and identity["mean_linf"] == 0.0
     assert mutating["mean_linf"] <= 0.1 + 1e-6
+
+
+def test_nan_in_the_input_is_blamed_on_the_input_not_the_attack(toy):
+    model, X, y, bounds = toy
+    X = X.copy()
+    X[3, 1] = np.nan
+    with pytest.raises(RobustkitError, match="X contains NaN or inf") as info:
+        Returns(lambda X, radii: X[None]).perturb(model, X, y, [0.1], bounds=bounds)
+    assert not isinstance(info.value, PluginFault)
