@@ -423,8 +423,8 @@ class ApgdRunner:
     ) -> np.ndarray:
         """Attack ``rows`` within ``radius``, writing into ``out``; return the broken mask.
 
-        The random starts depend on the seed, the run and the sample only, so a budget's
-        result does not depend on the other budgets or on which samples are attacked.
+        The random starts depend on the seed, the run and the samples attacked only, so a
+        budget's result does not depend on the other budgets.
         """
         broken = np.zeros(len(self.X), dtype=bool)
         n_targets = 1 if self.targets is None else self.targets.shape[1]
@@ -457,7 +457,7 @@ class ApgdRunner:
         if not self.random_start and target == 0 and restart == 0:
             return origin
         rng = np.random.default_rng([self.seed, target, restart])
-        noise = unit_noise(self.X.shape, self.norm, rng, self.X.dtype)[rows]
+        noise = unit_noise(origin.shape, self.norm, rng, self.X.dtype)
         return origin + noise * origin.dtype.type(radius)
 
 
