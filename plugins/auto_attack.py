@@ -32,7 +32,7 @@ import numpy as np
 from robustkit import Attack, AttackResult, Model, RobustkitError, create, hookimpl
 from robustkit.interfaces import GRADIENT_ATTACK, INPUT_GRADIENT, check_norm
 
-from .apgd import APGD, ApgdRunner, Scorer, check_bool
+from .apgd import APGD, CHUNK, ApgdRunner, Scorer, check_bool
 
 
 @dataclass(frozen=True)
@@ -162,21 +162,22 @@ class AutoAttack(Attack):
                     robust &= ~won
             if robust.any():
                 start = time.perf_counter()
-                rows = np.flatnonzero(robust)
-                result = square.perturb(
-                    model,
-                    X[rows],
-                    y[rows],
-                    [radius / span],
-                    bounds=bounds,
-                    random_state=square_seed,
-                    image_shape=image_shape,
-                )
-                candidates = result.adversarials[0]
-                scores, reject = scorer.scores(candidates)
-                won = scorer.won(scores, reject, rows)
-                out[rows[won]] = candidates[won]
-                broken_by[k, rows[won]] = MEMBERS[2]
+                robust_rows = np.flatnonzero(robust)
+                n_chunks = -(-len(robust_rows) // CHUNK)
+                for chunk, rows in enumerate(np.array_split(robust_rows, n_chunks)):
+                    result = square.perturb(
+                        model,
+                        X[rows],
+                        y[rows],
+                        [radius / span],
+                        bounds=bounds,
+                        random_state=np.random.default_rng([square_seed, chunk]),
+                        image_shape=image_shape,
+                    )
+                    candidates = result.adversarials[0]
+                    won = scorer.won(*scorer.scores(candidates), rows)
+                    out[rows[won]] = candidates[won]
+                    broken_by[k, rows[won]] = MEMBERS[2]
                 seconds[MEMBERS[2]] += time.perf_counter() - start
         counts = {name: (broken_by == name).sum(axis=1).tolist() for name in (CLEAN, *MEMBERS)}
         info: dict[str, Any] = {
