@@ -42,6 +42,7 @@ def test_l2_pgd_is_at_least_as_strong_as_l2_fgsm():
     pgd = PGD(norm="l2", loss="margin", random_start=False).perturb(
         model, X, y, epsilons, bounds=bounds
     )
+
     def wrong(result):
         return np.array([np.mean(model.predict(adv) != y) for adv in result.adversarials])
 
