@@ -290,7 +290,7 @@ def _check_rho(rho: Any) -> float:
 
 
 class APGD(Attack):
-    """Auto-PGD with L∞ or L2 budgets, losses ``ce``/``dlr``/``margin``, optionally targeted.
+    """Auto-PGD with L∞ or L2 budgets and the ce, dlr or margin loss, optionally targeted.
 
     ``steps`` iterations per run, ``restarts`` runs from new random points (each only on
     the samples not broken yet), ``targeted`` runs each of the ``n_target_classes``
