@@ -171,6 +171,7 @@ class _Search:
 
     @property
     def batch_rows(self) -> np.ndarray:
+        """The active samples' indices in the whole batch."""
         return self.rows[self.s["pos"]]
 
 
