@@ -486,7 +486,21 @@ class NumpyNetwork(Model):
         return params
 
     def _check_X(self, X: Any, dtype: np.dtype, *, reset: bool) -> np.ndarray:
-        """Validate inputs the sklearn way (2-D, numeric, finite), with one-line errors."""
+        """Validate inputs the sklearn way (2-D, numeric, finite), with one-line errors.
+
+        A plain array already in the fitted layout and dtype (what attacks pass at every
+        step) only has its values checked: sklearn's checks cost ~0.5 ms a call.
+        """
+        if (
+            not reset
+            and type(X) is np.ndarray
+            and X.dtype == dtype
+            and X.ndim == 2
+            and len(X) > 0
+            and X.shape[1] == getattr(self, "n_features_in_", None)
+            and not hasattr(self, "feature_names_in_")
+        ):
+            return _check_finite(X)
         _check_2d(X)
         try:
             X = validate_data(self, X, reset=reset, dtype=dtype, ensure_all_finite=False)
@@ -843,6 +857,34 @@ class NumpyNetwork(Model):
         """The fitted network as ``robustkit.certify`` layers, from the raw input on."""
         check_is_fitted(self, "weights_")
         return [Affine(*self.input_transform_.affine()), *self._certification_layers(self.weights_)]
+
+    @fixed_blas_threads
+    def decision_and_gradient(
+        self,
+        X: np.ndarray,
+        weights: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores, reject scores and an input gradient chosen from them, in one forward pass.
+
+        ``weights(scores, reject_scores)`` returns ``(grad_scores, grad_reject)`` as for
+        ``decision_gradient``. Attacks whose objective depends on the scores at the same
+        point (APGD's losses) save the second forward pass that ``decision_function``
+        followed by ``decision_gradient`` takes. Same values as those two calls.
+        """
+        Z = self._network_input(X)
+        out, cache = self._forward(self.weights_, Z)
+        scores = self._class_scores(out)
+        reject = self._reject_scores(out)
+        if reject is None:
+            reject = super().reject_score(out)
+        grad_scores, grad_reject = weights(scores, reject)
+        grad_scores = np.asarray(grad_scores, dtype=Z.dtype)
+        if grad_reject is not None:
+            grad_reject = np.asarray(grad_reject, dtype=Z.dtype)
+        grad_Z = self._backward_input(
+            self.weights_, cache, self._output_grad(grad_scores, grad_reject)
+        )
+        return scores, reject, self.input_transform_.backward(grad_Z)
 
     # -------------------------------------------------------------------------- state
 

@@ -1,7 +1,9 @@
-"""Sign-gradient L∞ attacks: PGD, and FGSM as its one-step special case (one code path).
+"""Gradient attacks: PGD, and FGSM as its one-step special case (one code path).
 
-Both ascend an objective J by x ← clip(x + step·sign(∇ₓJ)), projected to the ε-ball
-and the valid range. J is chosen by ``loss``, ``targeted`` and ``reject_aware``:
+Both ascend an objective J by x ← P(x + step·d), P the projection to the ε-ball and the
+valid range. With ``norm="linf"`` d = sign(∇ₓJ); with ``norm="l2"`` d = ∇ₓJ/‖∇ₓJ‖₂ and
+the ball is Euclidean (its radius ε·range, in the same units as L∞). J is chosen by
+``loss``, ``targeted`` and ``reject_aware``:
 
 - ``loss="model"``: the model's own training loss L(x, y) (the study's FGSM), or −L(x, t)
   when targeted. A zero hinge loss has a zero gradient, which leaves nothing to follow.
@@ -23,7 +25,10 @@ from typing import Any
 import numpy as np
 
 from robustkit import REJECT, Attack, AttackResult, Model, RobustkitError, hookimpl
+from robustkit.interfaces import LINF, check_norm, project
 from robustkit.params import check_int
+
+from ._losses import margin
 
 LOSSES = ("model", "margin")
 
@@ -60,29 +65,10 @@ class _Objective:
 
     def _margin(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The margin (n,) and the weights of its gradient on scores and reject score."""
-        scores = np.asarray(self.model.decision_function(X), dtype=np.float64)
-        rows = np.arange(len(scores))
-        masked = scores.copy()
-        if self.target_columns is None:  # best wrong class against the true class
-            masked[rows, self.y_columns] = -np.inf
-            aim = masked.argmax(axis=1)
-            rival = self.y_columns
-        else:  # fixed target against the best other class
-            aim = self.target_columns
-            masked[rows, aim] = -np.inf
-            rival = masked.argmax(axis=1)
-        rival_score = scores[rows, rival]
-        use_reject = np.zeros(len(scores), dtype=bool)
-        grad_reject = None
-        if self.kind == "reject-aware margin":
-            reject = np.asarray(self.model.reject_score(X), dtype=np.float64)
-            use_reject = reject > rival_score
-            rival_score = np.where(use_reject, reject, rival_score)
-            grad_reject = -use_reject.astype(np.float64)
-        grad_scores = np.zeros_like(scores)
-        grad_scores[rows, aim] += 1.0
-        grad_scores[rows, rival] -= (~use_reject).astype(np.float64)
-        return scores[rows, aim] - rival_score, grad_scores, grad_reject
+        scores = self.model.decision_function(X)
+        reject = self.model.reject_score(X) if self.kind == "reject-aware margin" else None
+        loss = margin(scores, self.y_columns, self.target_columns, reject)
+        return loss.value, loss.grad_scores, loss.grad_reject
 
     def success(self, X: np.ndarray) -> np.ndarray:
         """Wrong and not rejected (untargeted), or predicted as the target (targeted)."""
@@ -121,8 +107,32 @@ def _columns_of(classes: np.ndarray, labels: np.ndarray, what: str) -> np.ndarra
     return columns
 
 
+def steepest_direction(grad: np.ndarray, norm: str) -> np.ndarray:
+    """The unit steepest-ascent direction (a new array): sign(∇) for L∞, ∇/‖∇‖₂ for L2."""
+    if norm == LINF:
+        return np.sign(grad)
+    length = np.linalg.norm(grad.reshape(len(grad), -1), axis=1)
+    return grad * per_sample(1.0 / np.maximum(length, 1e-12), grad)
+
+
+def per_sample(values: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """Per-sample values (n,) shaped to broadcast over a batch like ``like``, in its dtype."""
+    return np.asarray(values).astype(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def unit_noise(shape: tuple[int, ...], norm: str, rng: np.random.Generator, dtype) -> np.ndarray:
+    """Random offsets in the unit ball: uniform in the L∞ box, or on the unit L2 sphere."""
+    if norm == LINF:
+        return rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
+    noise = rng.standard_normal(shape).astype(dtype)
+    length = np.linalg.norm(noise.reshape(shape[0], -1), axis=1)
+    return noise * per_sample(1.0 / np.maximum(length, 1e-12), noise)
+
+
 class PGD(Attack):
-    """Projected gradient descent (L∞): ``steps`` sign-gradient steps within ε, with restarts.
+    """Projected gradient descent: ``steps`` steepest-ascent steps within ε, with restarts.
+
+    ``norm`` is ``"linf"`` (sign steps, box) or ``"l2"`` (normalised steps, L2 ball).
 
     ``step_size`` is each step as a fraction of ε (None → 2.5/steps, so a step is
     2.5·ε/steps). ``random_start`` begins uniformly inside the ε-ball; ``restarts`` > 1
@@ -142,6 +152,7 @@ class PGD(Attack):
         target: int | np.ndarray | None = None,
         loss: str = "model",
         reject_aware: bool = False,
+        norm: str = "linf",
     ):
         self.steps = steps
         self.step_size = step_size
@@ -151,9 +162,11 @@ class PGD(Attack):
         self.target = target
         self.loss = loss
         self.reject_aware = reject_aware
+        self.norm = norm
 
     def validate(self) -> None:
-        """Check steps, restarts, loss, step_size and target."""
+        """Check norm, steps, restarts, loss, step_size and target."""
+        check_norm(self.norm)
         check_int("steps", self.steps)
         check_int("restarts", self.restarts)
         if self.loss not in LOSSES:
@@ -201,22 +214,24 @@ class PGD(Attack):
         dtype = np.result_type(X.dtype, np.float32)
         X = X.astype(dtype, copy=False)
         objective = self._objective(model, X, y)
-        clean_sign = np.empty(X.shape, dtype=dtype)
-        np.sign(objective(X)[1], out=clean_sign, casting="same_kind")
-        zero_gradient = ~clean_sign.reshape(len(X), -1).any(axis=1)
+        clean_grad = np.asarray(objective(X)[1]).reshape(X.shape)
+        zero_gradient = ~clean_grad.reshape(len(X), -1).any(axis=1)
+        clean_direction = steepest_direction(clean_grad, self.norm).astype(dtype, copy=False)
         # One random start per restart, scaled to each radius, so a budget's result does
         # not depend on which other budgets are in the list.
         n_starts = self.restarts if self.random_start else 0
-        starts = [rng.uniform(-1.0, 1.0, size=X.shape).astype(dtype) for _ in range(n_starts)]
+        starts = [unit_noise(X.shape, self.norm, rng, dtype) for _ in range(n_starts)]
         adversarials = np.empty((len(radii), *X.shape), dtype=dtype)
         for k, radius in enumerate(radii):
             if radius == 0:
                 adversarials[k] = X
             elif self.steps == 1 and not starts:  # FGSM: one step; perturb projects it
-                np.multiply(clean_sign, self._step(radius), out=adversarials[k])
+                np.multiply(clean_direction, self._step(radius), out=adversarials[k])
                 adversarials[k] += X
             else:
-                adversarials[k] = self._search(objective, X, radius, bounds, starts, clean_sign)
+                adversarials[k] = self._search(
+                    objective, X, radius, bounds, starts, clean_direction
+                )
         info: dict[str, Any] = {
             "objective": objective.kind,
             "gradient_evaluations": objective.evaluations,
@@ -237,27 +252,36 @@ class PGD(Attack):
         radius: float,
         bounds: tuple[float, float],
         starts: list[np.ndarray],
-        clean_sign: np.ndarray,
+        clean_direction: np.ndarray,
     ) -> np.ndarray:
         """PGD within one radius: each sample's best iterate over all steps and restarts."""
-        low = np.maximum(X - radius, bounds[0])
-        high = np.minimum(X + radius, bounds[1])
+        if self.norm == LINF:  # the box ∩ bounds: a projection is one clip
+            low = np.maximum(X - radius, bounds[0])
+            high = np.minimum(X + radius, bounds[1])
+
+            def ball(Z: np.ndarray) -> None:
+                np.clip(Z, low, high, out=Z)
+        else:
+
+            def ball(Z: np.ndarray) -> None:
+                project(Z, X, radius, bounds, self.norm)
+
         step = X.dtype.type(self._step(radius))
         best = _BestPoints()
         for start in starts or [None]:  # without a random start all restarts would agree
             Z = X.copy()
             if start is not None:
                 Z += X.dtype.type(radius) * start
-                np.clip(Z, low, high, out=Z)
+                ball(Z)
             for index in range(self.steps):
                 if index == 0 and start is None:
-                    direction = clean_sign  # the clean gradient, shared by every radius
+                    direction = clean_direction  # the clean gradient, shared by every radius
                 else:
                     value, grad = objective(Z)
                     best.offer(Z, value, objective.success(Z))
-                    direction = np.sign(grad).astype(X.dtype)
-                Z += step * direction
-                np.clip(Z, low, high, out=Z)
+                    direction = steepest_direction(np.asarray(grad).reshape(X.shape), self.norm)
+                Z += step * direction.astype(X.dtype, copy=False)
+                ball(Z)
             best.offer(Z, objective.value(Z), objective.success(Z))
         return best.points
 
@@ -265,8 +289,8 @@ class PGD(Attack):
 class FGSM(PGD):
     """Fast gradient sign method: x' = clip(x + ε·sign(∇ₓJ)); one gradient for every ε.
 
-    PGD with one step of size ε from the clean point. See the module doc for ``loss``,
-    ``targeted``, ``target`` and ``reject_aware``.
+    PGD with one step of size ε from the clean point; ``norm="l2"`` steps ε·∇/‖∇‖₂.
+    See the module doc for ``loss``, ``targeted``, ``target`` and ``reject_aware``.
     """
 
     # Fixed, not parameters: FGSM is PGD's one-step special case.
@@ -281,11 +305,13 @@ class FGSM(PGD):
         target: int | np.ndarray | None = None,
         loss: str = "model",
         reject_aware: bool = False,
+        norm: str = "linf",
     ):
         self.targeted = targeted
         self.target = target
         self.loss = loss
         self.reject_aware = reject_aware
+        self.norm = norm
 
 
 @hookimpl

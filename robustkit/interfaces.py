@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from .errors import CapabilityError, RobustkitError
+from .errors import CapabilityError, PluginFault, RobustkitError
 
 #: The label a model predicts for a rejected input, and the label of training noise.
 REJECT = -1
@@ -45,6 +45,10 @@ GRADIENT_ATTACK = "gradient"
 SCORE_ATTACK = "score"
 BASELINE_ATTACK = "baseline"
 ATTACK_KINDS = (GRADIENT_ATTACK, SCORE_ATTACK, BASELINE_ATTACK)
+
+#: Attack norms: the budget is a box (L∞) or a Euclidean ball (L2) of radius ε·range.
+LINF, L2 = "linf", "l2"
+NORMS = (LINF, L2)
 
 #: Called once per epoch by ``Model.fit`` with the epoch's history record.
 EpochCallback = Callable[[dict[str, float]], None]
@@ -242,12 +246,46 @@ def _takes_image_shape(run: Callable[..., Any]) -> bool:
     return "image_shape" in inspect.signature(run).parameters
 
 
+def check_norm(norm: Any) -> str:
+    """``norm`` if it is ``"linf"`` or ``"l2"``, else a one-line RobustkitError."""
+    if norm not in NORMS:
+        raise RobustkitError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+    return str(norm)
+
+
+def project(
+    adversarials: np.ndarray,
+    X: np.ndarray,
+    radius: float,
+    bounds: tuple[float, float],
+    norm: str = LINF,
+) -> np.ndarray:
+    """Project a batch in place into the ε-ball around ``X`` (L∞ box or L2 ball), then bounds.
+
+    Clipping to the bounds after the ball keeps the point in the ball: it only moves
+    coordinates back towards ``X``, which lies within the bounds.
+    """
+    delta = np.subtract(adversarials, X, out=adversarials)
+    if norm == LINF:
+        np.clip(delta, -radius, radius, out=delta)
+    else:
+        length = np.linalg.norm(delta.reshape(len(delta), -1), axis=1)
+        outside = length > radius
+        scale = np.ones_like(length)
+        scale[outside] = radius / length[outside]
+        delta *= scale.astype(delta.dtype).reshape(-1, *([1] * (delta.ndim - 1)))
+    return np.clip(np.add(delta, X, out=delta), *bounds, out=adversarials)
+
+
 class Attack(Validating, BaseEstimator):
-    """An evasion attack that perturbs a batch within an L∞ budget ε for several ε at once.
+    """An evasion attack that perturbs a batch within a budget ε for several ε at once.
 
     ε is a fraction of the input range ``bounds`` (ε = 0.1 on pixels in [0, 255] moves
-    each pixel by at most 25.5). Subclasses implement ``_run``; ``perturb`` validates the
-    inputs and projects every result into the budget and the valid range.
+    each pixel by at most 25.5 under L∞, or the whole input by at most 25.5 in L2 norm).
+    The norm is the attack's ``norm`` parameter (``"linf"`` when it has none).
+    Subclasses implement ``_run``; ``perturb`` validates the inputs, gives ``_run`` a
+    private copy of them, checks what it returns and projects every result into the
+    budget and the valid range.
     """
 
     requires: ClassVar[frozenset[str]] = frozenset({INPUT_GRADIENT})
@@ -273,26 +311,61 @@ class Attack(Validating, BaseEstimator):
         """Attack ``model`` on ``(X, y)``; return adversarials for each ε.
 
         ``image_shape`` (e.g. ``(28, 28)``) is how one flat input row is laid out; it is
-        passed on to ``_run`` when ``_run`` takes an ``image_shape`` keyword.
+        passed on to ``_run`` when ``_run`` takes an ``image_shape`` keyword. A result
+        that breaks the contract (shape, non-finite values) raises ``PluginFault``.
         """
         require_capabilities(model, self.requires, f"attack {type(self).__name__}")
         eps = _as_epsilons(epsilons)
+        norm = check_norm(getattr(self, "norm", LINF))
         X = np.asarray(X)
         lo, hi = map(float, bounds)
         if not hi > lo:
             raise RobustkitError(f"bounds must be (low, high) with low < high, got {bounds}")
-        span = hi - lo
+        radii = eps * (hi - lo)
         rng = np.random.default_rng(random_state)
         extra = {"image_shape": image_shape} if _takes_image_shape(self._run) else {}
-        result = self._run(model, X, np.asarray(y), eps * span, (lo, hi), rng, **extra)
-        adv = np.asarray(result.adversarials, dtype=X.dtype)
-        for k, radius in enumerate(eps * span):  # project into the ε-ball and the bounds
-            delta = np.subtract(adv[k], X, out=adv[k])
-            np.clip(delta, -radius, radius, out=delta)
-            np.clip(np.add(delta, X, out=delta), lo, hi, out=adv[k])
+        # _run works on copies: whatever it does to them, X here stays the reference.
+        result = self._run(model, X.copy(), np.array(y), radii, (lo, hi), rng, **extra)
+        adv = self._checked_adversarials(result, X, eps)
+        for k, radius in enumerate(radii):
+            project(adv[k], X, radius, (lo, hi), norm)
         result.adversarials = adv
         result.epsilons = eps
         return result
+
+    def _checked_adversarials(self, result: Any, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """The result's adversarials as an array this call owns, after the contract checks."""
+        who = f"attack {type(self).__name__}"
+        if not isinstance(result, AttackResult):
+            raise PluginFault(f"{who}: _run returned {type(result).__name__}, not an AttackResult")
+        dtype = X.dtype if X.dtype.kind == "f" else np.dtype(np.float64)
+        try:
+            adv = np.asarray(result.adversarials, dtype=dtype)
+        except (TypeError, ValueError) as exc:
+            raise PluginFault(f"{who}: adversarials are not a numeric array ({exc})") from None
+        expected = (len(eps), *X.shape)
+        if adv.shape != expected:
+            raise PluginFault(
+                f"{who}: adversarials have shape {adv.shape}, expected (K budgets, n, ...) "
+                f"= {expected}"
+            )
+        finite = np.array([np.isfinite(batch).all() for batch in adv], dtype=bool)
+        if not finite.all():
+            if not np.isfinite(X).all():
+                raise RobustkitError("X contains NaN or inf; attacks need finite inputs")
+            raise PluginFault(
+                f"{who}: adversarials contain NaN or inf at ε = {eps[~finite].tolist()}"
+            )
+        zero = np.asarray(result.zero_gradient)
+        if zero.shape != (len(X),):
+            raise PluginFault(
+                f"{who}: zero_gradient must have shape {(len(X),)} (one flag per input), "
+                f"got {zero.shape}"
+            )
+        result.zero_gradient = zero
+        if not adv.flags.owndata or not adv.flags.writeable:  # a view: project a copy
+            adv = adv.copy()
+        return adv
 
     def _run(
         self,

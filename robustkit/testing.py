@@ -470,13 +470,16 @@ def check_attack(
     X: np.ndarray | None = None,
     y: np.ndarray | None = None,
     bounds: tuple[float, float] | None = None,
+    *,
+    image_shape: tuple[int, ...] | None = None,
 ) -> None:
     """Run an attack through the Attack contract on a fitted ``model`` (default: LinearModel).
 
-    An unfitted ``model`` is fitted on the toy data. Checks: output shape (K, n, d), ε = 0
-    changes nothing, every result within ε·range of x and within bounds, the input is not
-    modified, a fixed seed gives the same result, zero_gradient is an (n,) bool array and a
-    single ε works as well as a list.
+    An unfitted ``model`` is fitted on the toy data; ``image_shape`` is passed to every
+    ``perturb`` (the toy data's 4 features make a (2, 2) image, for attacks that need one).
+    Checks: output shape (K, n, d), ε = 0 changes nothing, every result within ε·range of
+    x and within bounds, the input is not modified, a fixed seed gives the same result,
+    zero_gradient is an (n,) bool array and a single ε works as well as a list.
     """
     who = type(attack).__name__
     if X is None or y is None:
@@ -493,7 +496,9 @@ def check_attack(
     span = hi - lo
     epsilons = [0.0, 0.03, 0.3]
     X_before = np.array(X, copy=True)
-    result = attack.perturb(model, X, y, epsilons, bounds=bounds, random_state=0)
+    # Only when given: attacks that override 0.1's perturb(..., bounds, random_state) work.
+    layout = {} if image_shape is None else {"image_shape": image_shape}
+    result = attack.perturb(model, X, y, epsilons, bounds=bounds, random_state=0, **layout)
     _require(np.array_equal(X, X_before), f"{who} modified its input X in place")
     _require(isinstance(result, AttackResult), f"{who}.perturb must return an AttackResult")
     adv = np.asarray(result.adversarials)
@@ -515,13 +520,13 @@ def check_attack(
         f"{zero.dtype} {zero.shape}",
     )
     _require(isinstance(result.info, dict), f"{who}.info must be a dict")
-    repeat = attack.perturb(model, X, y, epsilons, bounds=bounds, random_state=0)
+    repeat = attack.perturb(model, X, y, epsilons, bounds=bounds, random_state=0, **layout)
     _require(
         np.array_equal(repeat.adversarials, adv)
         and np.array_equal(repeat.zero_gradient, result.zero_gradient),
         f"{who} is not deterministic for a fixed random_state",
     )
-    single = attack.perturb(model, X, y, 0.3, bounds=bounds, random_state=0)
+    single = attack.perturb(model, X, y, 0.3, bounds=bounds, random_state=0, **layout)
     _require(
         np.shape(single.adversarials) == (1, *np.shape(X)),
         f"{who} with a single epsilon gave shape {np.shape(single.adversarials)}",

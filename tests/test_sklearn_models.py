@@ -53,7 +53,7 @@ def test_binary_problems_have_two_score_columns(name):
 @pytest.mark.parametrize("name", sorted(FAST))
 @pytest.mark.parametrize("attack", robustkit.registry("attack").names())  # every installed one
 def test_every_attack_runs_on_sklearn_models(name, attack):
-    check_attack(robustkit.create("attack", attack), model=model(name))
+    check_attack(robustkit.create("attack", attack), model=model(name), image_shape=(2, 2))
 
 
 @pytest.mark.parametrize("name", sorted(FAST))
