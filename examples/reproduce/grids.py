@@ -42,7 +42,9 @@ def shrink(grid: Grid) -> Grid:
 
 
 def quick_attack(spec: PluginSpec) -> PluginSpec:
-    """An iterative attack with at most QUICK_STEPS steps."""
+    """An iterative attack with at most QUICK_STEPS steps (``auto``: its fast version)."""
+    if spec.name == "auto":
+        return PluginSpec(spec.name, {**spec.params, "version": "fast"})
     if "steps" not in spec.params:
         return spec
     return PluginSpec(spec.name, {**spec.params, "steps": min(spec.params["steps"], QUICK_STEPS)})

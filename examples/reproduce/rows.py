@@ -42,17 +42,21 @@ ATTACK_NAMES = {
     "pgd": "PGD-{steps}, training loss",
     "pgd-margin": "PGD-{steps}, margin",
     "pgd-aware": "PGD-{steps}, rejection-aware",
+    "auto": "AutoAttack ensemble (auto)",
+    "auto-aware": "AutoAttack ensemble, rejection-aware",
     "noise": "random signs",
     "worst case": "worst case (any attack)",
 }
 
 
 def attack_key(row: dict[str, Any]) -> str:
-    """``fgsm``, ``pgd``, ``pgd-margin``, ``pgd-aware``, ``noise`` or ``worst case`` (the
-    per-sample worst case over a grid's attacks) for a result row."""
+    """``fgsm``, ``pgd``, ``pgd-margin``, ``pgd-aware``, ``auto``, ``auto-aware``, ``noise``
+    or ``worst case`` (the per-sample worst case over a grid's attacks) for a result row."""
     if row.get("worst_case"):
         return "worst case"
     name, params = str(row["attack"]).split("(")[0], row["params"]["attack"]
+    if name == "auto":
+        return "auto-aware" if params.get("reject_aware") else "auto"
     if name != "pgd":
         return name
     if params.get("reject_aware"):

@@ -3,7 +3,8 @@
 The study attacked with FGSM on the training loss only. Here the same trained models
 (questions 6 and 8) face 50-step PGD on the training loss, PGD on the margin (which a
 zero hinge loss cannot stop), the rejection-aware PGD (it aims at a wrong class that is
-NOT rejected, so it counts only evasions) and random sign noise as a baseline.
+NOT rejected, so it counts only evasions), the AutoAttack ensemble ``auto`` (and its
+rejection-aware version against the defense) and random sign noise as a baseline.
 
     python examples/reproduce/stronger.py --data-dir DATA [--quick]
 """
@@ -15,9 +16,16 @@ import argparse
 from grids import load_grid, run_grid, with_attacks
 
 #: Against the undefended networks of question 6.
-UNDEFENDED_ATTACKS = ["fgsm", "pgd:steps=50", "pgd:steps=50,loss=margin", "noise"]
+UNDEFENDED_ATTACKS = ["fgsm", "pgd:steps=50", "pgd:steps=50,loss=margin", "auto", "noise"]
 #: Against the rejection defense of questions 7-8 (every λ of question 8).
-REJECT_ATTACKS = ["fgsm", "pgd:steps=50", "pgd:steps=50,reject_aware=true", "noise"]
+REJECT_ATTACKS = [
+    "fgsm",
+    "pgd:steps=50",
+    "pgd:steps=50,reject_aware=true",
+    "auto",
+    "auto:reject_aware=true",
+    "noise",
+]
 REJECT_EPS = [0.03, 0.1, 0.3, 0.5, 1]
 
 #: (name, grid whose models are attacked, attacks, ε or None for the grid's own).
