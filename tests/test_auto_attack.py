@@ -36,7 +36,7 @@ def test_auto_is_at_least_as_strong_as_its_first_member_on_every_sample(digits_n
     broken_by = auto.info["broken_by"]
     assert broken_by.shape == (2, len(X))
     np.testing.assert_array_equal(broken_by == "", ours)
-    assert set(np.unique(broken_by)) <= {"", "clean", "apgd-ce", "apgd-t", "square"}
+    assert set(np.unique(broken_by)) <= {"", "clean", "apgd-ce", "apgd-t", "apgd-dlr", "square"}
     counts = auto.info["broken_counts"]
     assert [counts["clean"][k] + counts["apgd-ce"][k] for k in range(2)] == list(
         (~first).sum(axis=1)
@@ -56,13 +56,16 @@ def test_square_breaks_what_masked_gradients_hide():
     result = AutoAttack(version="fast").perturb(model, X, y, [0.2], bounds=bounds, random_state=0)
     broken_by = result.info["broken_by"][0]
     # The gradient members break only what their random starts happen to break.
-    assert np.sum(broken_by == "square") > max(5, np.sum(np.isin(broken_by, ["apgd-ce", "apgd-t"])))
+    assert np.sum(broken_by == "square") > max(
+        5, np.sum(np.isin(broken_by, ["apgd-ce", "apgd-t", "apgd-dlr"]))
+    )
     assert result.zero_gradient.all()
 
 
 def test_reject_aware_is_passed_to_every_member_and_evades_rejection():
     attack = AutoAttack(version="fast", reject_aware=True)
-    assert all(member.reject_aware for member in attack.members(10))
+    gradient, square = attack.members(10)
+    assert all(member.reject_aware for _, member in gradient) and square.reject_aware
     # s0 = 0.5, s1 = x1 + x2, s2 = −x2, r = 3·x1: raising s1 along x1 gets rejected.
     model = LinearModel.from_weights([[0, 1, 0, 3], [0, 1, -1, 0]], [0.5, 0, 0, 0], reject=True)
     X = np.random.default_rng(0).uniform(-0.1, 0.1, size=(20, 2))
@@ -79,15 +82,20 @@ def test_reject_aware_is_passed_to_every_member_and_evades_rejection():
 
 
 def test_versions_and_kind():
-    standard = AutoAttack().members(10)
-    assert [m.steps for m in standard[:2]] == [100, 100]
-    assert standard[1].n_target_classes == 9 and standard[1].loss == "dlr"
-    assert standard[2].n_queries == 5000
-    fast = AutoAttack(version="fast").members(10)
-    assert fast[2].n_queries < 5000 and fast[0].steps < 100 and fast[1].steps < 100
+    gradient, square = AutoAttack().members(10)
+    members = dict(gradient)
+    assert list(members) == ["apgd-ce", "apgd-t", "apgd-dlr"]
+    assert [m.steps for m in members.values()] == [100, 100, 100]
+    assert members["apgd-t"].n_target_classes == 9 and members["apgd-t"].loss == "dlr"
+    assert members["apgd-dlr"].restarts == 5 and not members["apgd-dlr"].targeted
+    assert square.n_queries == 5000
+    fast_gradient, fast_square = AutoAttack(version="fast").members(10)
+    fast = dict(fast_gradient)
+    assert fast_square.n_queries < 5000 and fast["apgd-ce"].steps < 100
+    assert fast["apgd-t"].steps < 100 and fast["apgd-dlr"].restarts == 1
     assert AutoAttack.kind == GRADIENT_ATTACK and AutoAttack().iterative
-    assert AutoAttack().members(3)[1].n_target_classes == 2  # every wrong class
-    assert AutoAttack().members(2)[1] is None  # DLR needs 3 classes
+    assert dict(AutoAttack().members(3)[0])["apgd-t"].n_target_classes == 2  # every wrong class
+    assert [name for name, _ in AutoAttack().members(2)[0]] == ["apgd-ce"]  # DLR needs 3
 
 
 def test_flat_inputs_get_a_nearly_square_grid_for_square():
@@ -124,7 +132,10 @@ def test_l2_auto_stays_in_the_l2_ball_and_breaks_samples():
     )
     length = np.linalg.norm(result.adversarials[0].astype(np.float64) - X, axis=1)
     assert np.all(length <= 0.2 * (bounds[1] - bounds[0]) * (1 + 1e-6))
-    assert np.sum(np.isin(result.info["broken_by"][0], ["apgd-ce", "apgd-t", "square"])) > 3
+    assert (
+        np.sum(np.isin(result.info["broken_by"][0], ["apgd-ce", "apgd-t", "apgd-dlr", "square"]))
+        > 3
+    )
 
 
 def test_registered_auto_passes_check_attack_on_a_rejecting_model():
