@@ -272,7 +272,7 @@ def strength_table(
                 mine, my_seconds = run_robustkit(spec, model, X, y, epsilons, split)
                 my_seconds /= len(epsilons)
             for k, eps in enumerate(epsilons):
-                row = [name, spec, eps, 100 * clean, *["-"] * 8]
+                row = [name, spec, eps, 100 * clean, *[None] * 8]
                 if ours:
                     row[5], row[8] = 100 * mine[k].mean(), my_seconds
                 attack = reference_attack(spec, copy, eps, n_classes) if copy else None
@@ -306,7 +306,7 @@ def strength_table(
     ]
     print(f"\nStrength and speed on the first {len(X)} test samples of {split.name}")
     print("(diff > 0: robustkit finds the model MORE robust, i.e. robustkit's attack is weaker)")
-    print(tabulate(rows, headers=headers, floatfmt=".2f"))
+    print(tabulate(rows, headers=headers, floatfmt=".2f", missingval="-"))
 
 
 def full_test_set_time(networks, split, epsilons, spec: str) -> None:
