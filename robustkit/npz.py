@@ -9,13 +9,16 @@ each member's CRC, so a truncated, bit-flipped or oversized file gives one clear
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from . import __version__
 from .errors import RobustkitError
 
 #: Largest total uncompressed size accepted (the built-in models need a few MB).
@@ -113,3 +116,27 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
         if stream.read(1):  # also makes zipfile check the CRC at the end
             raise NpzError(f"member {info.filename!r} is longer than declared")
     return array.reshape(shape, order="F" if fortran else "C")
+
+
+def json_header(
+    array: np.ndarray | None, path: Path, what: str, form: str, version: int
+) -> dict[str, Any]:
+    """The JSON metadata array of a robustkit ``.npz`` (a model or sample file), checked:
+    text, a JSON object of format ``form`` at ``version``; one line naming ``what`` if not."""
+    if array is None:
+        raise RobustkitError(f"{path} is not a robustkit {what} (no metadata)")
+    if array.shape != () or array.dtype.kind != "U":
+        raise RobustkitError(f"{path} is not a robustkit {what} (metadata is not text)")
+    try:
+        header = json.loads(str(array))
+    except json.JSONDecodeError as exc:
+        raise RobustkitError(f"{path} is not a robustkit {what} ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") != form:
+        raise RobustkitError(f"{path} is not a robustkit {what}")
+    if header.get("format_version") != version:
+        raise RobustkitError(
+            f"{path} has {what.removesuffix(' file')} format version "
+            f"{header.get('format_version')!r}; this robustkit {__version__} reads version "
+            f"{version}"
+        )
+    return header

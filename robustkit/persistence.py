@@ -20,7 +20,7 @@ from . import __version__
 from .errors import RobustkitError
 from .faults import plugin_call
 from .interfaces import Model
-from .npz import NpzError, read_npz
+from .npz import NpzError, json_header, read_npz
 from .outputs import atomic_write
 from .plugins import create
 
@@ -78,22 +78,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
         raise RobustkitError(f"model file {path} does not exist") from None
     except NpzError as exc:
         raise RobustkitError(f"{path} is not a robustkit model file ({exc})") from None
-    meta_array = arrays.pop(_META_KEY, None)
-    if meta_array is None:
-        raise RobustkitError(f"{path} is not a robustkit model file (no metadata)")
-    if meta_array.shape != () or meta_array.dtype.kind != "U":
-        raise RobustkitError(f"{path} is not a robustkit model file (metadata is not text)")
-    try:
-        meta = json.loads(str(meta_array))
-    except json.JSONDecodeError as exc:
-        raise RobustkitError(f"{path} is not a robustkit model file ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise RobustkitError(f"{path} is not a robustkit model file")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise RobustkitError(
-            f"{path} has model format version {meta.get('format_version')!r}; "
-            f"this robustkit {__version__} reads version {FORMAT_VERSION}"
-        )
+    meta = json_header(arrays.pop(_META_KEY, None), path, "model file", FORMAT, FORMAT_VERSION)
     _check_meta(meta, path)
     unknown = sorted(key for key in arrays if not key.startswith("state/"))
     if unknown:

@@ -35,7 +35,7 @@ from tabulate import tabulate
 from . import __version__
 from .errors import RobustkitError
 from .metrics import outcomes
-from .npz import NpzError, read_npz
+from .npz import NpzError, json_header, read_npz
 from .outputs import atomic_write
 
 #: How the sample set is chosen (``--samples``).
@@ -155,21 +155,7 @@ def write_samples_file(
 
 
 def _header(arrays: dict[str, np.ndarray], path: Path) -> dict[str, Any]:
-    meta = arrays.get(_META_KEY)
-    if meta is None or meta.shape != () or meta.dtype.kind != "U":
-        raise RobustkitError(f"{path} is not a robustkit sample file (no metadata)")
-    try:
-        header = json.loads(str(meta))
-    except json.JSONDecodeError as exc:
-        raise RobustkitError(f"{path} is not a robustkit sample file ({exc})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise RobustkitError(f"{path} is not a robustkit sample file")
-    if header.get("format_version") != FORMAT_VERSION:
-        raise RobustkitError(
-            f"{path} has sample format version {header.get('format_version')!r}; this "
-            f"robustkit {__version__} reads version {FORMAT_VERSION}"
-        )
-    return header
+    return json_header(arrays.get(_META_KEY), path, "sample file", FORMAT, FORMAT_VERSION)
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
