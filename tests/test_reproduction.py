@@ -101,6 +101,7 @@ def check_report(path: Path) -> None:
     assert check_robustkit_columns(tables) >= 40
     for question in range(1, 9):
         assert f"## Question {question}:" in text
+    assert "## The study, defended" in text
     links = set(LINK.findall(text))
     assert len(links) >= 20  # a training curve per run, and the attack figures
     for link in links:
@@ -202,6 +203,53 @@ def test_quick_run_writes_a_well_formed_report(reproduce, shared_data_dir, tmp_p
     assert [row[column] for row in q1[1]] == [
         f"{row['test_accuracy']:g}%" for row in study.TABLES[1].rows
     ]
+
+
+def test_defended_grids_follow_capabilities(reproduce):
+    defended = reproduce("defended")
+    grids = {key: defended.defense_grid(key, "unused") for key, *_ in defended.DEFENSES}
+    assert [m.name for m in grids["none"].models] == ["hinge", "rbf"]
+    assert grids["none"].certify == "crown" and grids["none"].samples == "first"
+    assert [a.params.get("reject_aware") for a in grids["reject"].attacks] == [None, True]
+    # ibp-training only for models with the ibp_training capability, at its own lr
+    for model in grids["ibp"].models:
+        assert defended.supported(grids["ibp"].defenses[0], model)
+        assert model.params["lr"] == 0.05
+    quick = defended.defense_grid("none", "unused", quick=True)
+    assert quick.n_samples < grids["none"].n_samples
+
+
+def test_defended_section_takes_the_worst_case_of_several_attacks(reproduce):
+    defended = reproduce("defended")
+
+    def row(attack, worst, robust, reject=None):
+        return {
+            "model": "rbf",
+            "defense": "reject",
+            "attack": attack,
+            "worst_case": worst,
+            "eps": 0.1,
+            "n_samples": 100,
+            "params": {"model": {"pca": 128}, "attack": {}},
+            "dataset": "fashion-mnist",
+            "clean_accuracy": 0.8,
+            "robust_accuracy": robust,
+            "certified_accuracy": 0.1,
+            "correct_or_reject": reject,
+            "certified_correct_or_reject": reject,
+        }
+
+    grids = {
+        "defended-reject/pixels": [
+            row("auto", False, 0.5, 0.6),
+            row("auto(reject_aware=True)", False, 0.4, 0.6),
+            row("worst case", True, 0.3, 0.5),
+        ]
+    }
+    chosen = defended.defended_rows(grids)
+    assert [r["robust_accuracy"] for r in chosen] == [0.3]
+    text = "\n".join(defended.defended_section(grids))
+    assert "## The study, defended" in text and "Not run:" in text
 
 
 def _noise_rows(rejects, n=100, accuracy=0.8):

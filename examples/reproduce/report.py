@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from beyond import aware_outcome, stronger_section
 from cells import ACCURACY_BELOW, FIGURES, MISSING, SPACE_LABEL, Table, pct
+from defended import defended_section
 from grids import QUICK_SAMPLES
 from noise_class import noise_section
 from questions import fgsm_section, reject_section, training_section
@@ -193,6 +194,8 @@ def seconds_section(results: Results) -> list[str]:
     out.add(["Stronger attacks", MISSING, f"{mine:.0f}"])
     noise = sum(s for key, s in results.grid_seconds.items() if key.startswith("noise-"))
     out.add(["Noise distributions (question 7)", MISSING, f"{noise:.0f}"])
+    defended = sum(s for key, s in results.grid_seconds.items() if key.startswith("defended-"))
+    out.add(["The study, defended (training included)", MISSING, f"{defended:.0f}"])
     out.add(["Whole run (wall clock)", MISSING, f"{results.total_seconds:.0f}"])
     return [
         "## Time",
@@ -246,6 +249,7 @@ def write_report(results: Results, path: Path) -> None:
     lines += noise_section(results.grids)
     lines += reject_section(8, results, figures)
     lines += stronger_section(results, figures)
+    lines += defended_section(results.grids)
     lines += warnings_section(results)
     lines += seconds_section(results)
     text = "\n".join(lines).rstrip() + "\n"

@@ -7,8 +7,10 @@ Questions 1-5 train one network per table row (``q1_hinge.py`` ... ``q5_noise.py
 questions 6-8 evaluate the grids ``q6_*.toml`` ... ``q8_*.toml`` in PCA-feature space
 (the study's setting) and in pixel space; ``stronger.py`` adds PGD and the
 rejection-aware attack; ``noise_class.py`` runs question 7 with each noise distribution
-of the defense. The document, with the study's tables beside robustkit's and
-the figures in ``<out folder>/figures/``, is generated: do not edit it by hand.
+of the defense; ``defended.py`` trains the pixel-space networks with each defense and
+sets robust accuracy under ``auto`` beside certified accuracy. The document, with the
+study's tables beside robustkit's and the figures in ``<out folder>/figures/``, is
+generated: do not edit it by hand.
 ``--quick`` runs everything on a few hundred samples and one or two epochs (for tests).
 """
 
@@ -28,6 +30,8 @@ import q2_rbf
 import q3_sgd
 import q4_raw_pixels
 import q5_noise
+from defended import COSTS as DEFENDED_COSTS
+from defended import run_defended
 from grids import load_grid, run_grid, with_attacks
 from joblib import Parallel, delayed
 from noise_class import run_noise_grids
@@ -52,7 +56,7 @@ GRID_GROUPS = {
 class Task:
     """One unit of work for a worker: a training run, or a group of grids in one space."""
 
-    kind: str  # "train", "grids" or "noise" (question 7's noise distributions)
+    kind: str  # "train", "grids", "noise" (question 7's noise distributions), "defended"
     key: tuple
     cost: float  # rough seconds, to start the longest tasks first
 
@@ -62,6 +66,8 @@ class Task:
             question, index, run = self.key
             return f"trained question {question}, row {index + 1}: {run.model}"
         group, space = self.key
+        if self.kind == "defended":
+            return f"trained and attacked the {group} defense in pixel space"
         if self.kind == "noise":
             return "compared question 7's noise distributions in PCA-feature space"
         grids = ", ".join(GRID_GROUPS[group])
@@ -77,6 +83,8 @@ class Task:
                 return {"train": (question, index, run_training(run, data_dir, quick=quick))}
             if self.kind == "noise":
                 return {"grids": run_noise_grids(data_dir, quick=quick)}
+            if self.kind == "defended":
+                return {"grids": run_defended(self.key[0], data_dir, quick=quick)}
             return {"grids": _run_group(*self.key, data_dir, quick, cache_root)}
 
 
@@ -122,6 +130,7 @@ def tasks() -> list[Task]:
         for space in SPACES:
             out.append(Task("grids", (group, space), 15 * models[group]))
     out.append(Task("noise", ("noise", "pca"), 60))
+    out += [Task("defended", (key, "pixels"), cost) for key, cost in DEFENDED_COSTS.items()]
     return sorted(out, key=lambda task: -task.cost)
 
 
