@@ -12,7 +12,9 @@ extra ε costs. ``--attacks`` runs single attacks beside the reference's compone
 (``apgd`` ↔ APGD-CE and ``apgd:loss=dlr,targeted=true`` ↔ APGD-T, both at 100 steps,
 ``square`` ↔ Square with 5,000 queries). Note that torchattacks' AutoAttack runs its
 APGD, APGD-T and FAB members at torchattacks' default of 10 steps, not the published 100.
-PyTorch and torchattacks are references only: without them the script says so and
+The reference runs on one torch thread unless ``--reference-threads`` says otherwise:
+on these small networks torch's default (a thread per core) was several times slower
+here. PyTorch and torchattacks are references only: without them the script says so and
 prints robustkit's figures alone.
 
     pip install torch==2.13.0 torchattacks==3.5.1     # optional reference, one command
@@ -175,6 +177,14 @@ def reference_attack(spec: str, copy, eps: float, n_classes: int):
     return None
 
 
+def reference_threads() -> int:
+    """The reference's intra-op thread count (``--reference-threads``; torch's default
+    is one per core)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def run_reference(attack, copy, X, y, bounds, image_shape) -> tuple[np.ndarray, float]:
     """Per-sample robust flags of the reference attack on (X, y) and its seconds."""
     import torch
@@ -276,7 +286,10 @@ def strength_table(
                 if ours:
                     row[5], row[8] = 100 * mine[k].mean(), my_seconds
                 attack = reference_attack(spec, copy, eps, n_classes) if copy else None
-                key = f"{split.name}-{name}-{weights_digest(model)}-{spec}-{eps}-{len(X)}"
+                key = (
+                    f"{split.name}-{name}-{weights_digest(model)}-{spec}-{eps}-{len(X)}"
+                    f"-t{reference_threads()}"
+                )
                 path = cache_dir / f"reference-{key}.npz"
                 if attack is not None and (path.exists() or not cached_only):
                     theirs, their_seconds = cached_reference(
@@ -304,7 +317,8 @@ def strength_table(
         "only ours robust",
         "only ref robust",
     ]
-    print(f"\nStrength and speed on the first {len(X)} test samples of {split.name}")
+    threads = f", reference on {reference_threads()} torch thread(s)" if reference else ""
+    print(f"\nStrength and speed on the first {len(X)} test samples of {split.name}{threads}")
     print("(diff > 0: robustkit finds the model MORE robust, i.e. robustkit's attack is weaker)")
     print(tabulate(rows, headers=headers, floatfmt=".2f", missingval="-"))
 
@@ -368,6 +382,13 @@ def main(argv: list[str] | None = None) -> None:
         "--attacks", default=None, help="robustkit attack specs separated by ';' (default: auto)"
     )
     parser.add_argument("--no-reference", action="store_true", help="skip torchattacks")
+    parser.add_argument(
+        "--reference-threads",
+        type=int,
+        default=1,
+        help="torch threads for the reference (default 1: its fastest on these small "
+        "networks, and robustkit's attacks use one BLAS thread too; 0: torch's default)",
+    )
     parser.add_argument("--no-table", action="store_true", help="skip the strength table")
     parser.add_argument("--no-full", action="store_true", help="skip the whole-test-set timing")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measure")
@@ -385,6 +406,10 @@ def main(argv: list[str] | None = None) -> None:
     cache_dir = args.cache_dir or Path(tempfile.gettempdir()) / "robustkit-bench-autoattack"
     networks = trained_networks(split, cache_dir, args.epochs, args.networks.split(","))
     reference = not args.no_reference and reference_available()
+    if reference and args.reference_threads > 0:
+        import torch
+
+        torch.set_num_threads(args.reference_threads)
     if not args.no_table:
         strength_table(
             networks,
