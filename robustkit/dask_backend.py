@@ -15,6 +15,7 @@ import atexit
 import contextlib
 import functools
 import importlib.util
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -66,12 +67,13 @@ def import_plugins() -> int:
 def shared_arrays(items: list[tuple]) -> list[np.ndarray]:
     """The large numpy arrays (``SCATTER_BYTES`` or more) that more than one item takes,
     each once: what is worth sending to every worker before the first cell."""
-    seen: dict[int, tuple[np.ndarray, int]] = {}
+    arrays: dict[int, np.ndarray] = {}
+    takers: Counter[int] = Counter()
     for item in items:
-        for arg in {id(a): a for a in item if isinstance(a, np.ndarray)}.values():
-            if arg.nbytes >= SCATTER_BYTES:
-                seen[id(arg)] = (arg, seen.get(id(arg), (arg, 0))[1] + 1)
-    return [array for array, count in seen.values() if count > 1]
+        large = {id(a): a for a in item if isinstance(a, np.ndarray) and a.nbytes >= SCATTER_BYTES}
+        arrays.update(large)
+        takers.update(large.keys())
+    return [arrays[key] for key, count in takers.items() if count > 1]
 
 
 @contextlib.contextmanager
