@@ -625,7 +625,20 @@ class SkMLP(SklearnModel):
         weights (the very first minibatch trains clean: there are no weights before it)."""
         if batch_transform is None:
             super().fit(X, y, eval_set=eval_set, callback=callback)
-            return self
+        else:
+            self._fit_on_batches(X, y, batch_transform, eval_set, callback)
+        return self
+
+    def _fit_on_batches(
+        self,
+        X: Any,
+        y: Any,
+        batch_transform: BatchTransform,
+        eval_set: tuple[np.ndarray, np.ndarray] | None,
+        callback: EpochCallback | None,
+    ) -> None:
+        """The scaler and PCA fitted on the clean data, then ``epochs`` passes of
+        ``partial_fit`` on each transformed minibatch, the model updated after each."""
         from sklearn.utils import check_random_state
 
         X, y = self._checked_training_data(X, y)
@@ -661,7 +674,6 @@ class SkMLP(SklearnModel):
                 )
                 trained = True
             self._record(epoch, time.perf_counter() - start, X, y, eval_set, callback)
-        return self
 
     def _checked_batch(self, X_batch: Any, rows: np.ndarray) -> np.ndarray:
         """What ``batch_transform`` returned, if it has the batch's shape."""
