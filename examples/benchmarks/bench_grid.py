@@ -13,8 +13,9 @@ robustkit) and the local Dask cluster (scheduler, two workers, robustkit importe
 them) are started before the timed runs, and the table shows each run with and without
 it. The CPU seconds of the whole process tree show the work a parallel run adds
 (serialisation, scheduling) even where a busy machine makes wall times noisy.
-``--repeat N`` keeps each run's fastest of N. Without dask installed the Dask run is
-skipped, saying so.
+``--repeat N`` keeps each run's fastest of N; ``--quick`` runs a tiny version on digits
+(a smoke test, no figures). Without dask installed (or with ``--no-dask``) the Dask run
+is skipped, saying so.
 
     python examples/benchmarks/bench_grid.py --data-dir ../shared/data
 """
@@ -96,14 +97,30 @@ def cpu_seconds() -> float:
     return total
 
 
-def main() -> None:
+def quick_grid() -> dict:
+    """The same 32 cells, tiny, on digits: checks that the script runs (no figures)."""
+    return {
+        **GRID,
+        "model": [m.replace("epochs=15", "epochs=2") for m in GRID["model"]],
+        "attack": [a.replace("steps=50", "steps=3") for a in GRID["attack"]],
+        "n_samples": 50,
+        "dataset": "digits",
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("ROBUSTKIT_DATA_DIR"))
     parser.add_argument("--repeat", type=int, default=1, help="keep the fastest of N runs")
-    args = parser.parse_args()
-    if not args.data_dir:
+    parser.add_argument("--quick", action="store_true", help="a tiny grid on digits (a smoke test)")
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        grid = quick_grid()
+    elif not args.data_dir:
         sys.exit("no data folder: pass --data-dir or set ROBUSTKIT_DATA_DIR")
-    grid = {**GRID, "dataset": "fashion-mnist:pca=128", "data_dir": Path(args.data_dir)}
+    else:
+        grid = {**GRID, "dataset": "fashion-mnist:pca=128", "data_dir": Path(args.data_dir)}
     n_train = len(GRID["model"]) * len(GRID["defense"])
     n_attack = n_train * len(GRID["attack"])
     print(
@@ -114,7 +131,9 @@ def main() -> None:
 
     runs = [("--jobs 1", {"jobs": 1}, 0.0)]
     runs.append(("--jobs 2", {"jobs": 2}, start_loky_pool(2)))
-    if importlib.util.find_spec("distributed") is not None:
+    if args.no_dask:
+        print("--no-dask: the Dask run is skipped")
+    elif importlib.util.find_spec("distributed") is not None:
         from robustkit.dask_backend import local_client
 
         start = time.perf_counter()
