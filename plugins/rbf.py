@@ -126,25 +126,29 @@ def rbf_ibp_loss(
         contains_min, gelu(np.full(1, GELU_ARGMIN, Z.dtype))[0], np.minimum(at_low, at_high)
     )
     h_high = np.maximum(at_low, at_high)
-    # per coordinate, (h − c)² over [h_low, h_high]: nearest and farthest point of the box
-    below = h_low[:, None, :] - C[None]  # (n, k, hidden)
-    above = h_high[:, None, :] - C[None]
-    nearest = np.maximum(np.maximum(below, -above), 0.0)
-    d_low = (nearest * nearest).sum(axis=2)
-    below_farther = below * below >= above * above
-    d_high = np.where(below_farther, below * below, above * above).sum(axis=2)
+    # per coordinate, (h − c)² over the box mid ± half: |mid − c| ∓ half is the distance
+    # to its nearest (clipped at 0) and farthest point
+    mid, half = (h_high + h_low) / 2, (h_high - h_low) / 2
+    diff = mid[:, None, :] - C[None]  # (n, k, hidden)
+    side = np.sign(diff)
+    gap = np.abs(diff)
+    far = gap + half[:, None, :]
+    near = np.maximum(gap - half[:, None, :], 0.0)
+    d_high, d_low = np.vecdot(far, far), np.vecdot(near, near)
     robust_loss = (d_high * onehot).sum(axis=1) + (np.maximum(lam - d_low, 0.0) * others).sum(
         axis=1
     )
     g_high = (1.0 - kappa) * onehot  # dL/d d_high
     g_low = -(1.0 - kappa) * others * (d_low < lam)  # dL/d d_low
-    # d d_low / d h_low = 2·below where below > 0; / d h_high = 2·above where above < 0
-    from_low = 2.0 * (g_low[..., None] * np.maximum(below, 0.0))
-    from_high = 2.0 * (g_low[..., None] * np.minimum(above, 0.0))
-    from_low += 2.0 * g_high[..., None] * np.where(below_farther, below, 0.0)
-    from_high += 2.0 * g_high[..., None] * np.where(below_farther, 0.0, above)
-    grad_C = -(from_low + from_high).sum(axis=0)
-    grad_h_low, grad_h_high = from_low.sum(axis=1), from_high.sum(axis=1)
+    # d d/d mid = 2 (far or near)·sign(mid − c); d d/d half = 2 far or −2 near
+    far *= g_high[..., None]
+    near *= g_low[..., None]
+    to_half = (far - near).sum(axis=1)
+    far += near
+    far *= side
+    grad_C = -2.0 * far.sum(axis=0)
+    to_mid = far.sum(axis=1)
+    grad_h_low, grad_h_high = to_mid - to_half, to_mid + to_half  # (2 d/d mid ± 2 d/d half)/2
     grad_h_low = np.where(contains_min, 0.0, grad_h_low)
     grad_low = gelu_derivative(low) * np.where(low_is_min, grad_h_low, grad_h_high)
     grad_high = gelu_derivative(high) * np.where(low_is_min, grad_h_high, grad_h_low)
