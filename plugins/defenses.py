@@ -527,8 +527,8 @@ class IBPTrained(WrappedModel):
 
 class IBPTrainingDefense(Defense):
     """IBP training (Gowal et al., 2018) for models with the ``ibp_training`` capability
-    (the built-in ``hinge``): ``eps`` a fraction of the data's range, ``kappa`` the final
-    weight of the clean loss, ``ramp`` the share of epochs over which ε and κ ramp."""
+    (the built-in ``hinge`` and ``rbf``): ``eps`` a fraction of the data's range, ``kappa``
+    the final weight of the clean loss, ``ramp`` the share of epochs over which ε and κ ramp."""
 
     requires = frozenset({IBP_TRAINING})
 

@@ -14,6 +14,16 @@ are exact through the whole pipeline, and saving needs no pickle. A binary class
 single score s is exposed as the two columns (0, s): its argmax is scikit-learn's
 prediction and its softmax is ``predict_proba``. ``wrap_estimator`` turns a pipeline
 or classifier fitted elsewhere into the same model (``robustkit.wrap``).
+
+What each model supports beyond scores and exact input gradients:
+
+- ``certifiable`` (``--certify ibp|crown``): ``sk-logreg``, ``sk-linear-svc`` and
+  ``sk-mlp`` with ``activation=relu`` or ``identity``; ``tanh`` and ``logistic`` MLPs are
+  not certifiable (``robustkit.certify`` bounds only ReLU and GELU activations).
+- ``batch_transform`` (``--defense adversarial-training``): ``sk-mlp`` only, trained one
+  minibatch at a time with ``MLPClassifier.partial_fit``; LogisticRegression and
+  LinearSVC have no per-batch training loop.
+- ``ibp_training``: none (scikit-learn's training loops cannot take the IBP loss).
 """
 
 from __future__ import annotations
@@ -26,7 +36,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from robustkit import INPUT_GRADIENT, REJECT, REJECTION, Model, RobustkitError, hookimpl
-from robustkit.interfaces import NOISE_CLASS, EpochCallback
+from robustkit.certify import Affine, LinearHead, ReLU
+from robustkit.interfaces import (
+    BATCH_TRANSFORM,
+    CERTIFIABLE,
+    NOISE_CLASS,
+    BatchTransform,
+    EpochCallback,
+)
 from robustkit.params import check_int
 
 SCALERS = ("standard", "minmax", "none")
@@ -34,6 +51,8 @@ ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 #: Per-sample losses: multinomial log-loss, or one-vs-rest logistic/hinge/squared hinge.
 HEADS = ("softmax", "ovr-logistic", "ovr-hinge", "ovr-squared-hinge")
 SVC_LOSSES = ("hinge", "squared_hinge")
+#: Hidden activations ``robustkit.certify`` can bound (identity layers fold into affines).
+CERTIFIABLE_ACTIVATIONS = ("identity", "relu")
 
 
 # --------------------------------------------------------------------------- maths
@@ -181,7 +200,23 @@ class SklearnModel(Model):
     whose score is ``reject_score``. Subclasses build the classifier.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({INPUT_GRADIENT, REJECTION, NOISE_CLASS})
+    #: What every scikit-learn model can do; ``capabilities`` adds what depends on it.
+    base_capabilities: ClassVar[frozenset[str]] = frozenset(
+        {INPUT_GRADIENT, REJECTION, NOISE_CLASS}
+    )
+
+    @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        """The base capabilities, and ``certifiable`` where the hidden activation is one
+        that ``robustkit.certify`` bounds (ReLU, or identity: the linear models)."""
+        have = self.base_capabilities
+        if self._activation_name() in CERTIFIABLE_ACTIVATIONS:
+            have |= {CERTIFIABLE}
+        return have
+
+    def _activation_name(self) -> str:
+        """The hidden activation: the fitted one, else the parameter (linear: identity)."""
+        return getattr(self, "activation_", getattr(self, "activation", "identity"))
 
     def _classifier(self) -> Any:
         raise NotImplementedError
@@ -223,6 +258,21 @@ class SklearnModel(Model):
         """Fit the pipeline with scikit-learn, then keep its arrays; return self."""
         from sklearn.exceptions import ConvergenceWarning
 
+        X, y = self._checked_training_data(X, y)
+        pipeline = self._pipeline()
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            pipeline.fit(X, y)
+        seconds = time.perf_counter() - start
+        self._set_from_pipeline(pipeline)
+        epochs = int(np.max(getattr(pipeline[-1], "n_iter_", 1)))
+        self.history_ = []
+        self._record(epochs, seconds, X, y, eval_set, callback)
+        return self
+
+    def _checked_training_data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Validated parameters, inputs and labels (REJECT only with ``reject=True``)."""
         self.validate()
         X, y = self._check_X(X), np.asarray(y)
         if len(X) != len(y):
@@ -234,16 +284,20 @@ class SklearnModel(Model):
             )
         if len(np.unique(y[~noise])) < 2:
             raise RobustkitError("y needs at least two classes besides REJECT")
-        pipeline = self._pipeline()
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            pipeline.fit(X, y)
-        seconds = time.perf_counter() - start
-        self._set_from_pipeline(pipeline)
-        classifier = pipeline[-1]
+        return X, y
+
+    def _record(
+        self,
+        epoch: int,
+        seconds: float,
+        X: np.ndarray,
+        y: np.ndarray,
+        eval_set: tuple[np.ndarray, np.ndarray] | None,
+        callback: EpochCallback | None,
+    ) -> None:
+        """Append one history record (loss and accuracy on the clean training data)."""
         record: dict[str, float] = {
-            "epoch": int(np.max(getattr(classifier, "n_iter_", 1))),
+            "epoch": epoch,
             "loss": float(self.loss_gradient(X, y)[0].mean()),
             "train_accuracy": float(np.mean(self.predict(X) == y)),
             "seconds": seconds,
@@ -251,10 +305,9 @@ class SklearnModel(Model):
         if eval_set is not None:
             X_eval, y_eval = eval_set
             record["test_accuracy"] = float(np.mean(self.predict(X_eval) == np.asarray(y_eval)))
-        self.history_ = [record]
+        self.history_.append(record)
         if callback is not None:
             callback(dict(record))
-        return self
 
     def _set_from_pipeline(self, pipeline: Any) -> None:
         steps = list(pipeline[:-1]) if hasattr(pipeline, "steps") else []
@@ -294,18 +347,19 @@ class SklearnModel(Model):
         """Last layer output (n, m) and each hidden layer's (pre-activation, activation)."""
         if not hasattr(self, "weights_"):
             raise RobustkitError(f"{type(self).__name__} is not fitted yet; call fit first")
-        X = self._check_X(X)
-        h = (
-            X * self.input_weight_ + self.input_bias_
-            if self.input_weight_.ndim == 1
-            else (X @ self.input_weight_ + self.input_bias_)
-        )
+        h = self._preprocess(self._check_X(X))
         cache = []
         for weight, bias in zip(self.weights_[:-1], self.biases_[:-1], strict=True):
             pre = h @ weight + bias
             h = _activate(self.activation_, pre)
             cache.append((pre, h))
         return h @ self.weights_[-1] + self.biases_[-1], cache
+
+    def _preprocess(self, X: np.ndarray) -> np.ndarray:
+        """The scaler and PCA: the folded affine map x·W + b (W a vector: per feature)."""
+        if self.input_weight_.ndim == 1:
+            return X * self.input_weight_ + self.input_bias_
+        return X @ self.input_weight_ + self.input_bias_
 
     def _backward(self, cache: list[tuple[np.ndarray, np.ndarray]], grad_out: np.ndarray):
         grad = grad_out @ self.weights_[-1].T
@@ -358,6 +412,36 @@ class SklearnModel(Model):
         if grad_reject is not None and len(self._reject_column):
             grad_all[:, self._reject_column[0]] += grad_reject
         return self._backward(cache, _scores_grad_to_out(grad_all, out.shape[1]))
+
+    def certification_layers(self) -> list[Any]:
+        """The fitted pipeline as ``robustkit.certify`` layers: the preprocessing and each
+        layer as ``Affine`` (ReLU between hidden layers), the scores as ``LinearHead``.
+
+        A binary classifier's one decision column s becomes the two scores (0, s), and
+        the columns are put in ``classes_`` order with the REJECT score last.
+        """
+        if not hasattr(self, "weights_"):
+            raise RobustkitError(f"{type(self).__name__} is not fitted yet; call fit first")
+        if CERTIFIABLE not in self.capabilities:
+            raise RobustkitError(
+                f"{type(self).__name__} with activation={self.activation_!r} cannot be certified; "
+                f"certifiable activations: {', '.join(CERTIFIABLE_ACTIVATIONS)}"
+            )
+        weight = self.input_weight_
+        layers: list[Any] = [
+            Affine(np.diag(weight) if weight.ndim == 1 else weight, self.input_bias_)
+        ]
+        for hidden_weight, hidden_bias in zip(self.weights_[:-1], self.biases_[:-1], strict=True):
+            layers.append(Affine(hidden_weight, hidden_bias))
+            if self.activation_ == "relu":
+                layers.append(ReLU())
+        last_weight, last_bias = self.weights_[-1], self.biases_[-1]
+        if last_weight.shape[1] == 1:  # binary: scores (0, s)
+            last_weight = np.hstack([np.zeros_like(last_weight), last_weight])
+            last_bias = np.concatenate([np.zeros(1), last_bias])
+        order = np.concatenate([self._real_columns, self._reject_column])
+        layers.append(Affine(last_weight[:, order], last_bias[order]))
+        return [*layers, LinearHead(reject=bool(len(self._reject_column)))]
 
     # ----------------------------------------------------------------------- state
 
@@ -472,8 +556,12 @@ class SkMLP(SklearnModel):
     """scikit-learn MLPClassifier (any activation, log-loss) behind an optional scaler/PCA.
 
     ``hidden`` is the hidden layer sizes (``hidden=300x150`` on the command line), ``lr``
-    the initial learning rate of Adam, ``epochs`` the maximum number of epochs.
+    the initial learning rate of Adam, ``epochs`` the maximum number of epochs. With
+    ``fit(..., batch_transform=f)`` (adversarial training) it trains one minibatch at a
+    time through ``MLPClassifier.partial_fit``, for exactly ``epochs`` epochs.
     """
+
+    base_capabilities = SklearnModel.base_capabilities | {BATCH_TRANSFORM}
 
     def __init__(
         self,
@@ -522,6 +610,80 @@ class SkMLP(SklearnModel):
             raise RobustkitError(f"lr must be a finite number > 0; got {self.lr!r}")
         check_int("epochs", self.epochs)
         check_int("batch_size", self.batch_size, allow_none=True)
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: EpochCallback | None = None,
+        batch_transform: BatchTransform | None = None,
+    ) -> SkMLP:
+        """Fit with scikit-learn; with ``batch_transform(self, X_batch, y_batch)`` every
+        minibatch of raw inputs is replaced by what it returns, computed with the current
+        weights (the very first minibatch trains clean: there are no weights before it)."""
+        if batch_transform is None:
+            super().fit(X, y, eval_set=eval_set, callback=callback)
+        else:
+            self._fit_on_batches(X, y, batch_transform, eval_set, callback)
+        return self
+
+    def _fit_on_batches(
+        self,
+        X: Any,
+        y: Any,
+        batch_transform: BatchTransform,
+        eval_set: tuple[np.ndarray, np.ndarray] | None,
+        callback: EpochCallback | None,
+    ) -> None:
+        """The scaler and PCA fitted on the clean data, then ``epochs`` passes of
+        ``partial_fit`` on each transformed minibatch, the model updated after each."""
+        from sklearn.utils import check_random_state
+
+        X, y = self._checked_training_data(X, y)
+        pipeline = self._pipeline()
+        steps = [step for _, step in pipeline.steps[:-1]]
+        Z = X
+        for step in steps:
+            Z = step.fit_transform(Z)
+        self.input_weight_, self.input_bias_ = _affine_of_steps(steps, X.shape[1])
+        classifier, classes = pipeline[-1], np.unique(y)
+        batch = min(self.batch_size or 200, len(X))  # 200: MLPClassifier's "auto"
+        shuffle = check_random_state(self.random_state)
+        self.history_, trained = [], False
+        for epoch in range(1, self.epochs + 1):
+            start = time.perf_counter()
+            order = shuffle.permutation(len(X))
+            for begin in range(0, len(X), batch):
+                rows = order[begin : begin + batch]
+                X_batch = X[rows]
+                if trained:
+                    X_batch = self._checked_batch(batch_transform(self, X_batch, y[rows]), rows)
+                classifier.set_params(batch_size=len(rows))  # the last batch may be short
+                classifier.partial_fit(self._preprocess(X_batch), y[rows], classes=classes)
+                weights, biases, activation, head = _layers_of(classifier)
+                self._set_arrays(
+                    self.input_weight_,
+                    self.input_bias_,
+                    weights,
+                    biases,
+                    activation,
+                    head,
+                    classifier.classes_,
+                )
+                trained = True
+            self._record(epoch, time.perf_counter() - start, X, y, eval_set, callback)
+
+    def _checked_batch(self, X_batch: Any, rows: np.ndarray) -> np.ndarray:
+        """What ``batch_transform`` returned, if it has the batch's shape."""
+        X_batch = np.asarray(X_batch, dtype=np.float64)
+        if X_batch.shape != (len(rows), self.n_features_in_):
+            raise RobustkitError(
+                f"batch_transform must return the batch's shape "
+                f"{(len(rows), self.n_features_in_)}; got {X_batch.shape}"
+            )
+        return X_batch
 
     def _classifier(self) -> Any:
         from sklearn.neural_network import MLPClassifier

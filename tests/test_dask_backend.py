@@ -88,3 +88,40 @@ def test_grid_toml_takes_backend_and_scheduler(tmp_path):
     path = tmp_path / "grid.toml"
     path.write_text('backend = "local"\n[[model]]\nname = "hinge"\n')
     assert Grid.from_toml(path).backend == "local"
+
+
+def test_shared_arrays_are_the_large_arrays_several_items_take():
+    import numpy as np
+
+    from robustkit.dask_backend import SCATTER_BYTES, shared_arrays
+
+    big = np.zeros(SCATTER_BYTES // 8 + 1)
+    alone = np.zeros_like(big)
+    small = np.zeros(10)
+    items = [(big, small, 1), (big, alone, small), (big, big, "x")]
+    assert [id(a) for a in shared_arrays(items)] == [id(big)]
+    assert shared_arrays([(alone,), (small,), (small,)]) == []
+
+
+def _row_sum(X, i):
+    return float(X[i].sum())
+
+
+def test_shared_training_data_goes_to_every_worker_once(local_cluster, monkeypatch):
+    import numpy as np
+    from distributed import Client
+
+    from robustkit.dask_backend import run_on_dask
+
+    calls = []
+    real = Client.scatter
+
+    def spy(self, data, *args, **kwargs):
+        calls.append((type(data).__name__, kwargs.get("broadcast", False)))
+        return real(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "scatter", spy)
+    X = np.arange(4 * 300_000, dtype=np.float64).reshape(4, -1)  # 9.6 MB
+    results = run_on_dask(_row_sum, [(X, i) for i in range(4)], local_cluster, 2)
+    assert results == [float(row.sum()) for row in X]
+    assert calls == [("list", True)]  # one broadcast of [X], no per-cell copies
