@@ -23,17 +23,20 @@ class and does not reject it (or predicts the target, when targeted).
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import threadpool_limits
 
 from robustkit import Attack, AttackResult, Model, RobustkitError, hookimpl
 from robustkit.interfaces import LINF, SCORE_ATTACK, check_norm
 from robustkit.params import check_int
 
 from ._losses import _best_other, attack_won, margin
+from ._square_incremental import RESYNC, IncrementalMargins, WindowChange, window_pixels
 from .gradient_attacks import _columns_of
 
 #: Iterations (of a 10,000-query budget) at which the window fraction p is halved.
@@ -45,6 +48,11 @@ def window_fraction(p_init: float, iteration: int, n_queries: int) -> float:
     """p at ``iteration``: ``p_init`` halved at every schedule point already passed."""
     scaled = int(iteration / n_queries * SCHEDULE_BUDGET)
     return p_init / 2 ** int(np.searchsorted(SCHEDULE_POINTS, scaled))
+
+
+def linf_side(p: float, height: int, width: int) -> int:
+    """The L∞ window side for fraction ``p``: √(p·h·w) pixels, at least 1, inside the image."""
+    return min(max(round(math.sqrt(p * height * width)), 1), height, width)
 
 
 def image_layout(
@@ -118,21 +126,33 @@ class _MarginQueries:
         """Margin (to maximise) and success of ``images``, the candidates for samples ``ids``."""
         X = images.reshape(len(ids), *self.sample_shape)
         scores = np.asarray(self.model.decision_function(X))
-        y = self.y_columns[ids]
-        targets = None if self.target_columns is None else self.target_columns[ids]
         reject = self.model.reject_score(X) if self.reject_aware else None
-        value = margin(scores, y, targets, reject).value
-        won = attack_won(scores, y, targets, reject)
+        value, won = self.margins(scores, reject, ids)
         if reject is None and won.any():  # a rejected input is no win: ask only for winners
             rows = np.flatnonzero(won)
-            won[rows] = attack_won(
-                scores[rows],
-                y[rows],
-                None if targets is None else targets[rows],
-                self.model.reject_score(X[rows]),
-            )
+            won[rows] = self.confirm(images[rows], ids[rows])
         self.count += len(ids)
         return value, won
+
+    def margins(
+        self, scores: np.ndarray, reject: np.ndarray | None, ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Margin and success from the scores (and reject scores, None: not asked yet)."""
+        y = self.y_columns[ids]
+        targets = None if self.target_columns is None else self.target_columns[ids]
+        value = margin(scores, y, targets, reject if self.reject_aware else None).value
+        return value, attack_won(scores, y, targets, reject)
+
+    def confirm(self, images: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Where the model itself says ``images`` break samples ``ids`` (wrong, not rejected)."""
+        X = images.reshape(len(ids), *self.sample_shape)
+        targets = None if self.target_columns is None else self.target_columns[ids]
+        return attack_won(
+            np.asarray(self.model.decision_function(X)),
+            self.y_columns[ids],
+            targets,
+            np.asarray(self.model.reject_score(X)),
+        )
 
 
 class SquareAttack(Attack):
@@ -201,19 +221,33 @@ class SquareAttack(Attack):
         scores = np.asarray(model.decision_function(X))
         target_columns = self._target_columns(classes, scores, y_columns) if self.targeted else None
         queries = _MarginQueries(model, X.shape[1:], y_columns, target_columns, self.reject_aware)
+        incremental = None
+        if self.norm == LINF:
+            incremental = IncrementalMargins.for_model(
+                model, queries, len(X), math.prod(X.shape[1:]), dtype
+            )
         clean_won = attack_won(scores, y_columns, target_columns, model.reject_score(X))
         todo = np.flatnonzero(~clean_won)
         adversarials = np.empty((len(radii), *X.shape), dtype=dtype)
         seed = int(rng.integers(2**63))
-        for k, radius in enumerate(radii):
-            adversarials[k] = X
-            if radius > 0 and todo.size:
-                # Each budget draws from its own stream, so its result does not depend on
-                # which other budgets are in the list.
-                budget_rng = np.random.default_rng([seed, int(np.float64(radius).view(np.uint64))])
-                adversarials[k].reshape(len(X), *layout)[todo] = self._search(
-                    queries, images, todo, float(radius), bounds, budget_rng
-                )
+        # The incremental scores' own products run on one BLAS thread (the same sums
+        # whatever the machine); the model still picks its own threads when queried.
+        with threadpool_limits(limits=1, user_api="blas") if incremental else nullcontext():
+            for k, radius in enumerate(radii):
+                adversarials[k] = X
+                if radius > 0 and todo.size:
+                    # Each budget draws from its own stream, so its result does not depend
+                    # on which other budgets are in the list.
+                    budget_seed = [seed, int(np.float64(radius).view(np.uint64))]
+                    adversarials[k].reshape(len(X), *layout)[todo] = self._search(
+                        queries,
+                        images,
+                        todo,
+                        float(radius),
+                        bounds,
+                        np.random.default_rng(budget_seed),
+                        incremental,
+                    )
         info: dict[str, Any] = {
             "objective": "reject-aware margin" if self.reject_aware else "margin",
             "queries": queries.count,
@@ -239,23 +273,51 @@ class SquareAttack(Attack):
         radius: float,
         bounds: tuple[float, float],
         rng: np.random.Generator,
+        incremental: IncrementalMargins | None = None,
     ) -> np.ndarray:
-        """Random search for samples ``ids`` within one radius; their best points (m, h, w, c)."""
+        """Random search for samples ``ids`` within one radius; their best points (m, h, w, c).
+
+        With ``incremental`` (L∞ only), queries with windows small enough are scored
+        from the kept pre-activations (recomputed exactly every ``RESYNC`` queries) and
+        the others by the model; the random draws are the same either way.
+        """
         linf = self.norm == LINF
-        start = self._stripes if linf else self._bump_grid
-        propose = self._propose_linf if linf else self._propose_l2
-        best = start(images[ids], radius, bounds, rng)
+        best = (self._stripes if linf else self._bump_grid)(images[ids], radius, bounds, rng)
         value, won = queries(best, ids)
+        _, height, width, channels = best.shape
+        synced = None  # the iteration of the last exact recomputation, while incremental
         for iteration in range(self.n_queries - 1):
             active = np.flatnonzero(~won)
             if not active.size:
                 break
+            rows = ids[active]
             p = window_fraction(self.p_init, iteration, self.n_queries)
-            candidates = propose(best[active], images, ids[active], radius, bounds, p, rng)
-            new_value, new_won = queries(candidates, ids[active])
-            better = new_won | (new_value > value[active])  # active samples are not won yet
+            if not linf:
+                candidates = self._propose_l2(best[active], images, rows, radius, bounds, p, rng)
+                new_value, new_won = queries(candidates, rows)
+                better = new_won | (new_value > value[active])  # active ones are not won yet
+                best[active[better]] = candidates[better]
+            else:
+                fast = (
+                    incremental is not None
+                    and incremental.usable
+                    and incremental.worth(linf_side(p, height, width), channels)
+                )
+                if fast and (synced is None or iteration - synced >= RESYNC):
+                    value[active] = incremental.sync(best[active], rows, value[active])
+                    synced, fast = iteration, incremental.usable
+                if not fast:
+                    synced = None
+                change = self._propose_linf(best, active, images, rows, radius, bounds, p, rng)
+                if fast:
+                    new_value, new_won = incremental.query(change, rows, best, active)
+                else:
+                    new_value, new_won = queries(change.applied(best, active), rows)
+                better = new_won | (new_value > value[active])
+                change.write(best, active, better)
+                if fast:
+                    incremental.accept(rows, better)
             keep = active[better]
-            best[keep] = candidates[better]
             value[keep] = new_value[better]
             won[keep] = new_won[better]
         return best
@@ -274,34 +336,39 @@ class SquareAttack(Attack):
     @staticmethod
     def _propose_linf(
         best: np.ndarray,
+        active: np.ndarray,
         images: np.ndarray,
         ids: np.ndarray,
         radius: float,
         bounds: tuple[float, float],
         p: float,
         rng: np.random.Generator,
-    ) -> np.ndarray:
-        """``best`` with one random window per sample set to x ± ε (a sign per channel).
+    ) -> WindowChange:
+        """One random window per sample ``active`` of ``best`` set to x ± ε (a sign per
+        channel); ``ids`` are their rows in ``images``. ``best`` is left as it is.
 
         Where the drawn signs would leave the window as it is (it already holds them), a
         random non-empty set of its channels is flipped instead, so every query tries a
         new point (with one channel: the other sign).
         """
-        n, height, width, channels = best.shape
-        side = min(max(round(math.sqrt(p * height * width)), 1), height, width)
-        at = (np.arange(n), *_corners(rng, n, side, height, width))
-        x_window = _windows(images, side)[(ids, *at[1:])]  # (n, c, side, side)
-        best_windows = _windows(best, side)
-        up = rng.integers(0, 2, size=(n, channels, 1, 1), dtype=bool)
+        n, (_, height, width, channels) = len(active), best.shape
+        side = linf_side(p, height, width)
+        tops, lefts = _corners(rng, n, side, height, width)
+        pixels = window_pixels(tops, lefts, side, (height, width, channels))  # (n, c·s·s)
+        shape = (n, channels, side * side)
+        size = best[0].size
+        x_window = images.reshape(-1).take(ids[:, None] * size + pixels).reshape(shape)
+        old = best.reshape(-1).take(active[:, None] * size + pixels).reshape(shape)
+        up = rng.integers(0, 2, size=(n, channels, 1), dtype=bool)
         new = _box_corner(x_window, up, radius, bounds)
-        same = np.flatnonzero((new == best_windows[at]).reshape(n, -1).all(axis=1))
+        same = np.flatnonzero((new == old).reshape(n, -1).all(axis=1))
         if same.size:
             flip = rng.integers(0, 2, size=(same.size, channels), dtype=bool)
             flip[np.arange(same.size), rng.integers(0, channels, size=same.size)] = True
-            up[same, :, 0, 0] ^= flip
+            up[same, :, 0] ^= flip
             new[same] = _box_corner(x_window[same], up[same], radius, bounds)
-        best_windows[at] = new
-        return best
+        new, old = new.reshape(n, -1), old.reshape(n, -1)
+        return WindowChange(pixels, new, new.astype(np.float64) - old)
 
     # ------------------------------------------------------------------------------ L2
 
