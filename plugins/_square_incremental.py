@@ -17,6 +17,7 @@ build up, and the first exact recomputation must agree with the model's own marg
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -67,10 +68,18 @@ def window_pixels(
     """Flat indices (n, c·side·side) into an (h, w, c) input of each sample's window,
     ordered (channel, row, column)."""
     _, width, channels = layout
+    return ((tops * width + lefts) * channels)[:, None] + _window_offsets(side, width, channels)
+
+
+@functools.cache
+def _window_offsets(side: int, width: int, channels: int) -> np.ndarray:
+    """Flat offsets (1, c·side·side) of a window's values from its top-left corner."""
     rows = np.arange(side)[None, :, None]
     cols = np.arange(side)[None, None, :]
     offsets = (rows * width + cols) * channels + np.arange(channels)[:, None, None]
-    return ((tops * width + lefts) * channels)[:, None] + offsets.reshape(1, -1)
+    offsets = offsets.reshape(1, -1)
+    offsets.flags.writeable = False
+    return offsets
 
 
 class IncrementalMargins:
@@ -90,6 +99,7 @@ class IncrementalMargins:
         self.queries = queries
         self.dtype = dtype
         self.pre = np.zeros((n_samples, self.weight.shape[1]))
+        self.scale = np.ones(n_samples)  # 1 + the largest |score| at the last sync
         self.candidate = self.pre[:0]
         self.checked = False
         self.usable = True
@@ -123,7 +133,12 @@ class IncrementalMargins:
         pre = best.reshape(len(best), -1).astype(np.float64) @ self.weight
         pre += self.bias
         self.pre[rows] = pre
-        value, _, scale = self._margins(pre, rows)
+        scores, reject = forward(self.rest, pre.astype(self.dtype))
+        value = self.queries.margins(scores, reject, rows)
+        scale = 1.0 + np.abs(scores).max(axis=1)
+        finite = np.isfinite(reject)
+        scale[finite] = np.maximum(scale[finite], 1.0 + np.abs(reject[finite]))
+        self.scale[rows] = scale
         if not self.checked:
             self.checked = True
             if not np.all(np.abs(value - model_value) <= AGREEMENT * scale):
@@ -146,9 +161,10 @@ class IncrementalMargins:
             shape=(n, self.weight.shape[0]),
         )
         self.candidate = self.pre[rows] + update @ self.weight
-        value, won, scale = self._margins(self.candidate, rows)
-        maybe = np.flatnonzero(value > -CONFIRM_TOLERANCE * scale)
-        won[:] = False
+        scores, reject = forward(self.rest, self.candidate.astype(self.dtype))
+        value = self.queries.margins(scores, reject, rows)
+        maybe = np.flatnonzero(value > -CONFIRM_TOLERANCE * self.scale[rows])
+        won = np.zeros(len(rows), dtype=bool)
         if maybe.size:
             candidates = change.applied(best, positions, maybe)
             won[maybe] = self.queries.confirm(candidates, rows[maybe])
@@ -158,17 +174,6 @@ class IncrementalMargins:
     def accept(self, rows: np.ndarray, better: np.ndarray) -> None:
         """The last query's candidates where ``better`` become those samples' best points."""
         self.pre[rows[better]] = self.candidate[better]
-
-    def _margins(
-        self, pre: np.ndarray, ids: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Margins, wins by the layers' scores, and 1 + the largest |score| per sample."""
-        scores, reject = forward(self.rest, pre.astype(self.dtype))
-        value, won = self.queries.margins(scores, reject, ids)
-        scale = 1.0 + np.abs(scores).max(axis=1)
-        finite = np.isfinite(reject)
-        scale[finite] = np.maximum(scale[finite], 1.0 + np.abs(reject[finite]))
-        return value, won, scale
 
 
 def _cast(layer: Any, dtype: np.dtype) -> Any:

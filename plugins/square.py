@@ -127,21 +127,20 @@ class _MarginQueries:
         X = images.reshape(len(ids), *self.sample_shape)
         scores = np.asarray(self.model.decision_function(X))
         reject = self.model.reject_score(X) if self.reject_aware else None
-        value, won = self.margins(scores, reject, ids)
+        value = self.margins(scores, reject, ids)
+        targets = None if self.target_columns is None else self.target_columns[ids]
+        won = attack_won(scores, self.y_columns[ids], targets, reject)
         if reject is None and won.any():  # a rejected input is no win: ask only for winners
             rows = np.flatnonzero(won)
             won[rows] = self.confirm(images[rows], ids[rows])
         self.count += len(ids)
         return value, won
 
-    def margins(
-        self, scores: np.ndarray, reject: np.ndarray | None, ids: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Margin and success from the scores (and reject scores, None: not asked yet)."""
+    def margins(self, scores: np.ndarray, reject: np.ndarray | None, ids: np.ndarray) -> np.ndarray:
+        """The margins of samples ``ids`` at these scores (and reject scores, if given)."""
         y = self.y_columns[ids]
         targets = None if self.target_columns is None else self.target_columns[ids]
-        value = margin(scores, y, targets, reject if self.reject_aware else None).value
-        return value, attack_won(scores, y, targets, reject)
+        return margin(scores, y, targets, reject if self.reject_aware else None).value
 
     def confirm(self, images: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Where the model itself says ``images`` break samples ``ids`` (wrong, not rejected)."""
