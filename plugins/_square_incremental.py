@@ -101,6 +101,7 @@ class IncrementalMargins:
         self.pre = np.zeros((n_samples, self.weight.shape[1]))
         self.scale = np.ones(n_samples)  # 1 + the largest |score| at the last sync
         self.candidate = self.pre[:0]
+        self.matrix: csr_array | None = None
         self.checked = False
         self.usable = True
 
@@ -155,12 +156,7 @@ class IncrementalMargins:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Margins of ``best[positions]`` (samples ``rows``) with ``change`` made, and where
         they break the sample, as the model confirms."""
-        n, k = change.pixels.shape
-        update = csr_array(
-            (change.delta.reshape(-1), change.pixels.reshape(-1), np.arange(0, n * k + 1, k)),
-            shape=(n, self.weight.shape[0]),
-        )
-        self.candidate = self.pre[rows] + update @ self.weight
+        self.candidate = self.pre[rows] + self._update(change)
         scores, reject = forward(self.rest, self.candidate.astype(self.dtype))
         value = self.queries.margins(scores, reject, rows)
         maybe = np.flatnonzero(value > -CONFIRM_TOLERANCE * self.scale[rows])
@@ -170,6 +166,23 @@ class IncrementalMargins:
             won[maybe] = self.queries.confirm(candidates, rows[maybe])
         self.queries.count += len(rows)
         return value, won
+
+    def _update(self, change: WindowChange) -> np.ndarray:
+        """(new − old) · W[window rows] per sample, as one sparse product; the sparse
+        matrix is reused (its values overwritten) while the windows' count and size hold."""
+        n, k = change.pixels.shape
+        matrix = self.matrix
+        if matrix is None or matrix.shape[0] != n or matrix.nnz != n * k:
+            matrix = csr_array(
+                (change.delta.ravel(), change.pixels.ravel(), np.arange(0, n * k + 1, k)),
+                shape=(n, self.weight.shape[0]),
+                copy=True,
+            )
+            self.matrix = matrix
+        else:
+            matrix.data[:] = change.delta.ravel()
+            matrix.indices[:] = change.pixels.ravel()
+        return matrix @ self.weight
 
     def accept(self, rows: np.ndarray, better: np.ndarray) -> None:
         """The last query's candidates where ``better`` become those samples' best points."""

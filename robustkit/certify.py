@@ -139,6 +139,20 @@ def fold_leading_affine(layers: list[Any]) -> tuple[Affine, list[Any]]:
     return Affine(weight, bias), list(layers[count:])
 
 
+def _gelu_one_array(x: np.ndarray) -> np.ndarray:
+    """``gelu`` computed in place on one new array (x (1 + k x²) for x + k x³)."""
+    out = x * x
+    out *= _GELU_K
+    out += 1.0
+    out *= x
+    out *= _GELU_C
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= x
+    out *= 0.5
+    return out
+
+
 def forward(layers: list[Any], H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Class scores (n, k) and reject scores (n,) of layer records run on ``H``.
 
@@ -152,7 +166,7 @@ def forward(layers: list[Any], H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         elif isinstance(layer, ReLU):
             H = np.maximum(H, 0.0, dtype=H.dtype)
         elif isinstance(layer, GELU):
-            H = gelu(H)
+            H = _gelu_one_array(H)
         else:
             raise RobustkitError(f"unknown certification layer {layer!r} before the head")
     never = np.full(len(H), -np.inf, dtype=H.dtype)
