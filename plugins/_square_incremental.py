@@ -86,28 +86,32 @@ class IncrementalMargins:
     """Pre-activations of the first folded affine layer per sample, updated by windows.
 
     ``queries`` is the attack's ``_MarginQueries`` (it turns scores into margins and asks
-    the model to confirm wins); ``rows`` index the attacked batch. ``usable`` turns
-    False, for good, if the layers' margins do not match the model's.
+    the model to confirm wins); ``runs`` index the (sample, budget) pairs of one search
+    and ``rows`` the samples in the batch. ``usable`` turns False, for good, if the
+    layers' margins do not match the model's.
     """
 
-    def __init__(
-        self, first: Affine, rest: list[Any], n_samples: int, queries: Any, dtype: np.dtype
-    ) -> None:
+    def __init__(self, first: Affine, rest: list[Any], queries: Any, dtype: np.dtype) -> None:
         self.weight = np.ascontiguousarray(first.weight)
         self.bias = first.bias
         self.rest = [_cast(layer, dtype) for layer in rest]
         self.queries = queries
         self.dtype = dtype
-        self.pre = np.zeros((n_samples, self.weight.shape[1]))
-        self.scale = np.ones(n_samples)  # 1 + the largest |score| at the last sync
-        self.candidate = self.pre[:0]
-        self.matrix: csr_array | None = None
         self.checked = False
         self.usable = True
+        self.reset(0)
+
+    def reset(self, n_runs: int) -> bool:
+        """Fresh state for a search of ``n_runs`` (sample, budget) pairs; ``usable``."""
+        self.pre = np.zeros((n_runs, self.weight.shape[1]))
+        self.scale = np.ones(n_runs)  # 1 + the largest |score| at the last sync
+        self.candidate = self.pre[:0]
+        self.matrix: csr_array | None = None
+        return self.usable
 
     @classmethod
     def for_model(
-        cls, model: Any, queries: Any, n_samples: int, n_inputs: int, dtype: np.dtype
+        cls, model: Any, queries: Any, n_inputs: int, dtype: np.dtype
     ) -> IncrementalMargins | None:
         """The incremental scorer, or None where the model's layers do not allow it."""
         if CERTIFIABLE not in capabilities_of(model):
@@ -119,27 +123,30 @@ class IncrementalMargins:
             return None
         if first.weight.ndim != 2 or first.weight.shape[0] != n_inputs or not rest:
             return None
-        return cls(first, rest, n_samples, queries, dtype)
+        return cls(first, rest, queries, dtype)
 
     def worth(self, side: int, channels: int) -> bool:
         """Whether a window of ``side`` is small enough for a sparse update."""
         return side * side * channels <= MAX_WINDOW_SHARE * self.weight.shape[0]
 
-    def sync(self, best: np.ndarray, rows: np.ndarray, model_value: np.ndarray) -> np.ndarray:
-        """Recompute the pre-activations of ``best`` (samples ``rows``) exactly; their margins.
+    def sync(
+        self, best: np.ndarray, runs: np.ndarray, rows: np.ndarray, model_value: np.ndarray
+    ) -> np.ndarray:
+        """Recompute the pre-activations of ``best`` (search runs ``runs``, batch samples
+        ``rows``) exactly; their margins.
 
         The first time, ``model_value`` (the model's margins at ``best``) must match, else
         ``usable`` turns False (the layers do not describe the model) and it is returned.
         """
         pre = best.reshape(len(best), -1).astype(np.float64) @ self.weight
         pre += self.bias
-        self.pre[rows] = pre
+        self.pre[runs] = pre
         scores, reject = forward(self.rest, pre.astype(self.dtype))
         value = self.queries.margins(scores, reject, rows)
         scale = 1.0 + np.abs(scores).max(axis=1)
         finite = np.isfinite(reject)
         scale[finite] = np.maximum(scale[finite], 1.0 + np.abs(reject[finite]))
-        self.scale[rows] = scale
+        self.scale[runs] = scale
         if not self.checked:
             self.checked = True
             if not np.all(np.abs(value - model_value) <= AGREEMENT * scale):
@@ -150,19 +157,20 @@ class IncrementalMargins:
     def query(
         self,
         change: WindowChange,
+        runs: np.ndarray,
         rows: np.ndarray,
         best: np.ndarray,
-        positions: np.ndarray,
+        slots: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Margins of ``best[positions]`` (samples ``rows``) with ``change`` made, and where
-        they break the sample, as the model confirms."""
-        self.candidate = self.pre[rows] + self._update(change)
+        """Margins of ``best[slots]`` (runs ``runs``, batch samples ``rows``) with
+        ``change`` made, and where they break the sample, as the model confirms."""
+        self.candidate = self.pre[runs] + self._update(change)
         scores, reject = forward(self.rest, self.candidate.astype(self.dtype))
         value = self.queries.margins(scores, reject, rows)
-        maybe = np.flatnonzero(value > -CONFIRM_TOLERANCE * self.scale[rows])
+        maybe = np.flatnonzero(value > -CONFIRM_TOLERANCE * self.scale[runs])
         won = np.zeros(len(rows), dtype=bool)
         if maybe.size:
-            candidates = change.applied(best, positions, maybe)
+            candidates = change.applied(best, slots, maybe)
             won[maybe] = self.queries.confirm(candidates, rows[maybe])
         self.queries.count += len(rows)
         return value, won
@@ -184,9 +192,9 @@ class IncrementalMargins:
             matrix.indices[:] = change.pixels.ravel()
         return matrix @ self.weight
 
-    def accept(self, rows: np.ndarray, better: np.ndarray) -> None:
-        """The last query's candidates where ``better`` become those samples' best points."""
-        self.pre[rows[better]] = self.candidate[better]
+    def accept(self, runs: np.ndarray, better: np.ndarray) -> None:
+        """The last query's candidates where ``better`` become those runs' best points."""
+        self.pre[runs[better]] = self.candidate[better]
 
 
 def _cast(layer: Any, dtype: np.dtype) -> Any:

@@ -46,13 +46,13 @@ class CheckedMargins(IncrementalMargins):
 
     log: ClassVar[list] = []
 
-    def sync(self, best, rows, model_value):
+    def sync(self, best, runs, rows, model_value):
         CheckedMargins.log.append(("sync", self.usable))
-        return super().sync(best, rows, model_value)
+        return super().sync(best, runs, rows, model_value)
 
-    def query(self, change, rows, best, positions):
-        value, won = super().query(change, rows, best, positions)
-        X = change.applied(best, positions).reshape(len(rows), -1)
+    def query(self, change, runs, rows, best, slots):
+        value, won = super().query(change, runs, rows, best, slots)
+        X = change.applied(best, slots).reshape(len(rows), -1)
         model = self.queries.model
         model_value = self.queries.margins(model.decision_function(X), model.reject_score(X), rows)
         exact_pre = X.astype(np.float64) @ self.weight + self.bias
@@ -88,7 +88,7 @@ def test_incremental_margins_equal_the_models_along_a_search(
 def test_a_non_certifiable_model_takes_the_generic_path(monkeypatch, digits):
     X, y = digits
     model = LinearModel(random_state=0).fit(X[:500], y[:500])
-    assert IncrementalMargins.for_model(model, None, 10, 64, np.float32) is None
+    assert IncrementalMargins.for_model(model, None, 64, np.float32) is None
     checked_square(monkeypatch, model, X[1200:1240], y[1200:1240], 0.1)
     assert CheckedMargins.log == []
 
@@ -149,15 +149,18 @@ def test_a_resync_removes_any_drift(digits, models):
     X, y = digits[0][1200:1220], digits[1][1200:1220]
     y_columns = np.searchsorted(model.classes_, y)
     queries = square_module._MarginQueries(model, (64,), y_columns, None, True)
-    incremental = IncrementalMargins.for_model(model, queries, len(X), 64, np.float32)
+    incremental = IncrementalMargins.for_model(model, queries, 64, np.float32)
+    incremental.reset(len(X))
     rows = np.arange(len(X))
     true_value = queries(X, rows)[0]
-    np.testing.assert_allclose(incremental.sync(X, rows, true_value), true_value, rtol=1e-5)
+    synced = incremental.sync(X, rows, rows, true_value)
+    np.testing.assert_allclose(synced, true_value, rtol=1e-5)
     incremental.pre += 0.5  # drift
     no_change = WindowChange(np.zeros((len(X), 1), dtype=np.intp), X[:, :1], np.zeros((20, 1)))
-    drifted = incremental.query(no_change, rows, X.reshape(-1, 8, 8, 1), rows)[0]
+    drifted = incremental.query(no_change, rows, rows, X.reshape(-1, 8, 8, 1), rows)[0]
     assert np.abs(drifted - true_value).max() > 1e-2
-    np.testing.assert_allclose(incremental.sync(X, rows, true_value), true_value, rtol=1e-5)
+    synced = incremental.sync(X, rows, rows, true_value)
+    np.testing.assert_allclose(synced, true_value, rtol=1e-5)
 
 
 def test_fold_leading_affine_is_the_exact_composition(models, digits):
