@@ -41,7 +41,7 @@ AGREEMENT = 1e-3
 @dataclass
 class WindowChange:
     """One changed window per sample: flat indices into an input (n, k), the new values
-    (n, k) and new − old (float64, exact for float32 inputs)."""
+    (n, k) and new − old (in float64)."""
 
     pixels: np.ndarray
     new: np.ndarray
