@@ -160,8 +160,9 @@ class _Search:
 
     def project(self, Z: np.ndarray) -> np.ndarray:
         """Project ``Z`` (the active samples) in place into the ball and the bounds."""
-        if self.norm == LINF:
-            return np.clip(Z, self.s["low"], self.s["high"], out=Z)
+        if self.norm == LINF:  # two in-place passes: much faster than np.clip with arrays
+            np.maximum(Z, self.s["low"], out=Z)
+            return np.minimum(Z, self.s["high"], out=Z)
         return project(Z, self.s["origin"], self.radius, self.bounds, self.norm)
 
     def keep(self, mask: np.ndarray) -> None:

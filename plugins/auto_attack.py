@@ -34,9 +34,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from robustkit import Attack, AttackResult, Model, RobustkitError, create, hookimpl
-from robustkit.interfaces import GRADIENT_ATTACK, INPUT_GRADIENT, check_norm
+from robustkit.interfaces import GRADIENT_ATTACK, INPUT_GRADIENT, check_norm, project
 
+from . import square as square_search
 from .apgd import APGD, CHUNK, ApgdRunner, Scorer, check_bool
+from .square import SquareAttack, budget_of, grouped
 
 
 @dataclass(frozen=True)
@@ -158,11 +160,11 @@ class AutoAttack(Attack):
         runners = [(name, ApgdRunner.from_attack(a, scorer, X, rng)) for name, a in gradient]
         ce_runner = runners[0][1]
         square_seed = int(rng.integers(2**63 - 1))
-        span = bounds[1] - bounds[0]
         adversarials = np.empty((len(radii), *X.shape), dtype=X.dtype)
         broken_by = np.full((len(radii), len(X)), "", dtype=f"<U{max(map(len, MEMBERS))}")
         broken_by[:, ce_runner.clean_won] = CLEAN
         seconds = dict.fromkeys(MEMBERS, 0.0)
+        square_rows = []  # (radius index, samples still robust) for Square, after the others
         for k, radius in enumerate(radii):
             out = adversarials[k]
             out[...] = X
@@ -177,24 +179,13 @@ class AutoAttack(Attack):
                     broken_by[k, won] = name
                     robust &= ~won
             if robust.any():
-                start = time.perf_counter()
-                robust_rows = np.flatnonzero(robust)
-                n_chunks = -(-len(robust_rows) // CHUNK)
-                for chunk, rows in enumerate(np.array_split(robust_rows, n_chunks)):
-                    result = square.perturb(
-                        model,
-                        X[rows],
-                        y[rows],
-                        [radius / span],
-                        bounds=bounds,
-                        random_state=np.random.default_rng([square_seed, chunk]),
-                        image_shape=image_shape,
-                    )
-                    candidates = result.adversarials[0]
-                    won = scorer.won(*scorer.scores(candidates), rows)
-                    out[rows[won]] = candidates[won]
-                    broken_by[k, rows[won]] = MEMBERS[3]
-                seconds[MEMBERS[3]] += time.perf_counter() - start
+                square_rows.append((k, np.flatnonzero(robust)))
+        if square_rows:
+            start = time.perf_counter()
+            budgets = (radii, square_rows, bounds, square_seed)
+            for k, broken in self._square(square, scorer, X, y, budgets, image_shape, adversarials):
+                broken_by[k, broken] = MEMBERS[3]
+            seconds[MEMBERS[3]] += time.perf_counter() - start
         counts = {name: (broken_by == name).sum(axis=1).tolist() for name in (CLEAN, *MEMBERS)}
         info: dict[str, Any] = {
             "objective": f"AutoAttack {self.version}"
@@ -205,6 +196,58 @@ class AutoAttack(Attack):
             "member_seconds": seconds,
         }
         return AttackResult(radii, adversarials, ce_runner.zero_gradient, info)
+
+    def _square(
+        self,
+        square: SquareAttack,
+        scorer: Scorer,
+        X: np.ndarray,
+        y: np.ndarray,
+        budgets: tuple[np.ndarray, list[tuple[int, np.ndarray]], tuple[float, float], int],
+        image_shape: tuple[int, ...] | None,
+        adversarials: np.ndarray,
+    ) -> list[tuple[int, np.ndarray]]:
+        """Square on the samples each radius left robust, every radius in one search (in
+        groups of at most ``CHUNK`` samples), straight into ``adversarials``.
+
+        ``budgets`` is (radii, [(radius index, robust samples)], bounds, seed); returns
+        (radius index, the samples Square broke, as the scorer confirms). A sample Square
+        does not break keeps Square's best point. Each chunk's result is the one a
+        ``square`` call on that chunk alone gives (same radius and random stream).
+        """
+        radii, rows_per_radius, bounds, seed = budgets
+        setup = square.setup(scorer.model, X, y, image_shape)
+        rows_per_radius = [(k, rows[~setup.clean_won[rows]]) for k, rows in rows_per_radius]
+        out = adversarials.reshape(-1, *setup.images.shape[1:])
+        for group in grouped(_square_budgets(rows_per_radius, radii, bounds, len(X), seed), CHUNK):
+            square.search(setup, group, bounds, out)
+        found = []
+        for k, rows in rows_per_radius:
+            for part in np.array_split(rows, max(-(-len(rows) // CHUNK), 1)):
+                candidates = adversarials[k][part]
+                project(candidates, X[part], float(radii[k]), bounds, self.norm)
+                adversarials[k][part] = candidates
+                found.append((k, part[scorer.won(*scorer.scores(candidates), part)]))
+        return found
+
+
+def _square_budgets(
+    rows_per_radius: list[tuple[int, np.ndarray]],
+    radii: np.ndarray,
+    bounds: tuple[float, float],
+    n_samples: int,
+    seed: int,
+) -> list[square_search.Budget]:
+    """Square's budgets: each radius's robust samples in chunks of at most ``CHUNK``, with
+    the radius and stream a ``square`` call on that chunk alone would use."""
+    span = bounds[1] - bounds[0]
+    budgets = []
+    for k, rows in rows_per_radius:
+        radius = float((np.asarray([radii[k] / span]) * span)[0])  # as ``perturb`` has it
+        for chunk, chunk_rows in enumerate(np.array_split(rows, -(-len(rows) // CHUNK))):
+            chunk_seed = int(np.random.default_rng([seed, chunk]).integers(2**63))
+            budgets.append(budget_of(chunk_rows, k * n_samples + chunk_rows, radius, chunk_seed))
+    return budgets
 
 
 @hookimpl

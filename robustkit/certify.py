@@ -119,6 +119,74 @@ def gelu_derivative(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * _GELU_K * x * x)
 
 
+def fold_leading_affine(layers: list[Any]) -> tuple[Affine, list[Any]]:
+    """The leading consecutive ``Affine`` records folded into one (float64), and the rest.
+
+    Attacks that change a few inputs at a time (Square) keep the folded layer's output
+    per sample and update it with the changed inputs' rows of its weight only.
+    """
+    if not isinstance(layers, list | tuple) or not layers or not isinstance(layers[0], Affine):
+        raise RobustkitError("the certification layers must start with an Affine layer")
+    weight = np.asarray(layers[0].weight, dtype=np.float64)
+    bias = np.asarray(layers[0].bias, dtype=np.float64)
+    count = 1
+    for layer in layers[1:]:
+        if not isinstance(layer, Affine):
+            break
+        next_weight = np.asarray(layer.weight, dtype=np.float64)
+        weight, bias = weight @ next_weight, bias @ next_weight + layer.bias
+        count += 1
+    return Affine(weight, bias), list(layers[count:])
+
+
+def _gelu_one_array(x: np.ndarray) -> np.ndarray:
+    """``gelu`` computed in place on one new array (x (1 + k x²) for x + k x³)."""
+    out = x * x
+    out *= _GELU_K
+    out += 1.0
+    out *= x
+    out *= _GELU_C
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= x
+    out *= 0.5
+    return out
+
+
+def forward(layers: list[Any], H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class scores (n, k) and reject scores (n,) of layer records run on ``H``.
+
+    ``H`` is the input of ``layers[0]``; the arithmetic is in ``H``'s dtype. The reject
+    score is −inf for a head that never rejects, as ``Model.reject_score``'s default.
+    """
+    *body, head = layers
+    for layer in body:
+        if isinstance(layer, Affine):
+            H = H @ np.asarray(layer.weight, dtype=H.dtype) + np.asarray(layer.bias, H.dtype)
+        elif isinstance(layer, ReLU):
+            H = np.maximum(H, 0.0, dtype=H.dtype)
+        elif isinstance(layer, GELU):
+            H = _gelu_one_array(H)
+        else:
+            raise RobustkitError(f"unknown certification layer {layer!r} before the head")
+    never = np.full(len(H), -np.inf, dtype=H.dtype)
+    if isinstance(head, LinearHead):
+        if not head.reject:
+            return H, never
+        return H[:, :-1], H[:, -1] + H.dtype.type(head.reject_offset)
+    if isinstance(head, RBFHead):
+        centres = np.asarray(head.centres, dtype=H.dtype)
+        scores = 2.0 * (H @ centres.T)
+        scores -= np.einsum("ij,ij->i", H, H)[:, None]
+        scores -= np.einsum("ij,ij->i", centres, centres)
+        if head.reject_score is None:
+            return scores, never
+        return scores, np.full(len(H), head.reject_score, dtype=H.dtype)
+    raise RobustkitError(
+        f"the last certification layer must be LinearHead or RBFHead, got {head!r}"
+    )
+
+
 # ----------------------------------------------------------------- activation bounds
 
 
