@@ -50,6 +50,10 @@ MANY_ROWS = 4096
 #: hidden) on, the SGD loop runs on two BLAS threads, below on one (bench_networks.py:
 #: batch 1024 at 128 × 150 gains ~30 % from a second thread, batch 128 nothing).
 TWO_THREAD_WORK = 8_000_000
+#: The input transform's backward GEMM skips the rows whose gradient is zero once at most
+#: this fraction of rows has one (FGSM on the hinge loss: 67 % of Fashion-MNIST's test
+#: rows have a zero loss after 2 epochs, 77 % after 15).
+SPARSE_ROWS = 0.75
 #: Rows of training data used to initialise data-dependent parameters (RBF centres).
 INIT_SAMPLE = 2000
 
@@ -273,10 +277,21 @@ class InputTransform:
         return centre, half @ np.abs(weights)
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        """Gradient w.r.t. the raw input, given the gradient w.r.t. the network input."""
+        """Gradient w.r.t. the raw input, given the gradient w.r.t. the network input.
+
+        With PCA, once at most ``SPARSE_ROWS`` of the rows have a gradient, only those go
+        through the GEMM back to the inputs (the others are zero: a satisfied hinge loss).
+        """
         if self.components is None:
             return grad * self._weights
-        return grad @ self._weights.T
+        live = grad.any(axis=1)
+        n_live = int(np.count_nonzero(live))
+        if n_live > SPARSE_ROWS * len(grad):
+            return grad @ self._weights.T
+        out = np.zeros((len(grad), len(self._weights)), np.result_type(grad, self._weights))
+        if n_live:
+            out[live] = grad[live] @ self._weights.T
+        return out
 
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted arrays: ``input_low``, ``input_span``, ``input_mean``, ``pca_components``."""

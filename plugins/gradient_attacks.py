@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from robustkit import REJECT, Attack, AttackResult, Model, RobustkitError, hookimpl
-from robustkit.interfaces import LINF, check_norm, project
+from robustkit.interfaces import LINF, cache_blocks, check_norm, project
 from robustkit.params import check_int
 
 from ._losses import margin
@@ -107,12 +107,13 @@ def _columns_of(classes: np.ndarray, labels: np.ndarray, what: str) -> np.ndarra
     return columns
 
 
-def steepest_direction(grad: np.ndarray, norm: str) -> np.ndarray:
-    """The unit steepest-ascent direction (a new array): sign(∇) for L∞, ∇/‖∇‖₂ for L2."""
+def steepest_direction(grad: np.ndarray, norm: str, out: np.ndarray | None = None) -> np.ndarray:
+    """The unit steepest-ascent direction: sign(∇) for L∞, ∇/‖∇‖₂ for L2 (into ``out``,
+    which may be ``grad`` itself, else a new array)."""
     if norm == LINF:
-        return np.sign(grad)
+        return np.sign(grad, out=out)
     length = np.linalg.norm(grad.reshape(len(grad), -1), axis=1)
-    return grad * per_sample(1.0 / np.maximum(length, 1e-12), grad)
+    return np.multiply(grad, per_sample(1.0 / np.maximum(length, 1e-12), grad), out=out)
 
 
 def per_sample(values: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -216,7 +217,11 @@ class PGD(Attack):
         objective = self._objective(model, X, y)
         clean_grad = np.asarray(objective(X)[1]).reshape(X.shape)
         zero_gradient = ~clean_grad.reshape(len(X), -1).any(axis=1)
-        clean_direction = steepest_direction(clean_grad, self.norm).astype(dtype, copy=False)
+        # The gradient is ours: its direction overwrites it when the dtype allows.
+        in_place = clean_grad.dtype == dtype and clean_grad.flags.writeable
+        clean_direction = steepest_direction(
+            clean_grad, self.norm, out=clean_grad if in_place else None
+        ).astype(dtype, copy=False)
         # One random start per restart, scaled to each radius, so a budget's result does
         # not depend on which other budgets are in the list.
         n_starts = self.restarts if self.random_start else 0
@@ -226,8 +231,10 @@ class PGD(Attack):
             if radius == 0:
                 adversarials[k] = X
             elif self.steps == 1 and not starts:  # FGSM: one step; perturb projects it
-                np.multiply(clean_direction, self._step(radius), out=adversarials[k])
-                adversarials[k] += X
+                step = dtype.type(self._step(radius))
+                for rows in cache_blocks(X):  # both passes on a block while it is in cache
+                    block = np.multiply(clean_direction[rows], step, out=adversarials[k][rows])
+                    block += X[rows]
             else:
                 adversarials[k] = self._search(
                     objective, X, radius, bounds, starts, clean_direction
