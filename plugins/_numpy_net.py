@@ -712,9 +712,10 @@ class NumpyNetwork(Model):
                     last = int(end - begin != batch)
                     x, t, noise = inputs[last], outputs[last], noises[last]
                     rows = order[begin:end]
-                    take(targets, rows, 0, t)
+                    # mode "clip" (the rows are valid): "raise" would buffer the output
+                    take(targets, rows, 0, t, "clip")
                     if raw is None:
-                        take(Z_ones, rows, 0, x)
+                        take(Z_ones, rows, 0, x, "clip")
                     else:
                         self._transformed_batch(raw, rows, x[:, :-1])
                     if noise is not None:

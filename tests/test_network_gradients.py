@@ -9,6 +9,7 @@ Test points are checked to lie away from the hinge, ReLU and λ kinks.
 
 import numpy as np
 import pytest
+from robustkit_plugins import _numpy_net
 from robustkit_plugins._numpy_net import FlatParameters
 from robustkit_plugins.hinge import HingeNetwork
 from robustkit_plugins.rbf import RBFNetwork, gelu, gelu_derivative
@@ -204,3 +205,34 @@ def test_hinge_reject_gradient_changes_with_grad_reject():
     numeric = per_sample_difference(model.reject_score, X, h=1e-4)
     np.testing.assert_allclose(only_reject, numeric, rtol=1e-5, atol=1e-9)
     assert np.abs(only_reject).max() > 0
+
+
+@pytest.mark.parametrize("kind", ["hinge", "rbf"])
+def test_sparse_input_backward_matches_finite_differences_and_the_dense_pass(kind, monkeypatch):
+    """Rows with a zero gradient skip the PCA GEMM back to the raw input: the rows that
+    have one still match finite differences, the others are exactly zero, and the
+    result is the dense pass's."""
+    model, X, y = _fitted(kind, False, 4)
+    rows = _far_from_kinks(model, X, y)
+    X, y = X[rows], y[rows]
+    monkeypatch.setattr(_numpy_net, "SPARSE_ROWS", -1.0)  # always the dense pass
+    dense = model.loss_gradient(X, y)[1]
+    monkeypatch.setattr(_numpy_net, "SPARSE_ROWS", 1.0)  # always the row-sparse pass
+    loss, sparse = model.loss_gradient(X, y)
+    np.testing.assert_allclose(sparse, dense, rtol=1e-12, atol=0)
+    numeric = per_sample_difference(lambda V: model.loss_gradient(V, y)[0], X, h=1e-4)
+    np.testing.assert_allclose(sparse, numeric, rtol=1e-5, atol=1e-9)
+    if kind == "hinge":  # a satisfied hinge loss: zero rows, and at least one live row
+        assert np.any(loss == 0) and np.any(loss > 0)
+        np.testing.assert_array_equal(sparse[loss == 0], 0.0)
+
+
+def test_sparse_input_backward_of_all_zero_and_mixed_rows():
+    transform = _numpy_net.InputTransform(
+        np.zeros(()), np.ones(()), np.zeros(5), np.linalg.qr(np.ones((5, 3)) + np.eye(5, 3))[0].T
+    )
+    grad = np.zeros((8, 3))
+    np.testing.assert_array_equal(transform.backward(grad), np.zeros((8, 5)))
+    grad[[1, 6]] = [[1.0, -2.0, 0.5], [0.0, 3.0, 0.0]]
+    expected = grad @ transform.affine()[0].T
+    np.testing.assert_allclose(transform.backward(grad), expected, rtol=1e-12)
