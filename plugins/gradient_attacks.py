@@ -116,6 +116,12 @@ def steepest_direction(grad: np.ndarray, norm: str, out: np.ndarray | None = Non
     return np.multiply(grad, per_sample(1.0 / np.maximum(length, 1e-12), grad), out=out)
 
 
+def _reusable(grad: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
+    """``grad`` itself where its direction may overwrite it (the gradient a model returns
+    is the caller's), else None."""
+    return grad if grad.dtype == dtype and grad.flags.writeable else None
+
+
 def per_sample(values: np.ndarray, like: np.ndarray) -> np.ndarray:
     """Per-sample values (n,) shaped to broadcast over a batch like ``like``, in its dtype."""
     return np.asarray(values).astype(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
@@ -217,10 +223,8 @@ class PGD(Attack):
         objective = self._objective(model, X, y)
         clean_grad = np.asarray(objective(X)[1]).reshape(X.shape)
         zero_gradient = ~clean_grad.reshape(len(X), -1).any(axis=1)
-        # The gradient is ours: its direction overwrites it when the dtype allows.
-        in_place = clean_grad.dtype == dtype and clean_grad.flags.writeable
         clean_direction = steepest_direction(
-            clean_grad, self.norm, out=clean_grad if in_place else None
+            clean_grad, self.norm, out=_reusable(clean_grad, dtype)
         ).astype(dtype, copy=False)
         # One random start per restart, scaled to each radius, so a budget's result does
         # not depend on which other budgets are in the list.
@@ -274,6 +278,7 @@ class PGD(Attack):
                 project(Z, X, radius, bounds, self.norm)
 
         step = X.dtype.type(self._step(radius))
+        work = np.empty_like(X)  # each step's move
         best = _BestPoints()
         for start in starts or [None]:  # without a random start all restarts would agree
             Z = X.copy()
@@ -286,8 +291,9 @@ class PGD(Attack):
                 else:
                     value, grad = objective(Z)
                     best.offer(Z, value, objective.success(Z))
-                    direction = steepest_direction(np.asarray(grad).reshape(X.shape), self.norm)
-                Z += step * direction.astype(X.dtype, copy=False)
+                    grad = np.asarray(grad).reshape(X.shape)
+                    direction = steepest_direction(grad, self.norm, out=_reusable(grad, X.dtype))
+                Z += np.multiply(direction.astype(X.dtype, copy=False), step, out=work)
                 ball(Z)
             best.offer(Z, objective.value(Z), objective.success(Z))
         return best.points
