@@ -9,7 +9,7 @@ Test points are checked to lie away from the hinge, ReLU and λ kinks.
 
 import numpy as np
 import pytest
-from robustkit_plugins import _numpy_net
+from robustkit_plugins import _numpy_net, rbf
 from robustkit_plugins._numpy_net import FlatParameters
 from robustkit_plugins.hinge import HingeNetwork
 from robustkit_plugins.rbf import RBFNetwork, gelu, gelu_derivative
@@ -108,6 +108,26 @@ def test_sgd_step_moves_along_the_mean_loss_gradient(kind, reject, batch):
         np.testing.assert_allclose(
             analytic[part], numeric[part], rtol=1e-5, atol=1e-7, err_msg=f"gradient of {name}"
         )
+
+
+def test_rbf_step_on_row_blocks_gives_the_one_block_numbers(monkeypatch):
+    """The rbf step's elementwise passes on row blocks (here 3 blocks of 2 rows, 1 of 1)
+    change speed, not one bit of the weights."""
+    model = _network("rbf", False)
+    rng = np.random.default_rng(5)
+    Z_ones = np.hstack([rng.normal(size=(7, 5)), np.ones((7, 1))])
+    targets = model._targets(rng.integers(0, N_CLASSES, size=7), np.dtype("f8"))
+    shapes = model._shapes(5, N_CLASSES)
+    start = rng.normal(scale=0.7, size=sum(int(np.prod(s)) for s in shapes.values()))
+    stepped = []
+    for rows in (10**6, 2):
+        monkeypatch.setattr(rbf, "BLOCK_ROWS", rows)
+        flat = FlatParameters(shapes, np.dtype("f8"))
+        flat.values[:] = start
+        model._make_step(flat, 7, 0.1)(Z_ones, targets)
+        stepped.append(flat.values.copy())
+    np.testing.assert_array_equal(stepped[0], stepped[1])
+    assert not np.array_equal(stepped[0], start)
 
 
 # ------------------------------------------------------------------ input gradients
