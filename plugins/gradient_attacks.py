@@ -111,9 +111,28 @@ def steepest_direction(grad: np.ndarray, norm: str, out: np.ndarray | None = Non
     """The unit steepest-ascent direction: sign(∇) for L∞, ∇/‖∇‖₂ for L2 (into ``out``,
     which may be ``grad`` itself, else a new array)."""
     if norm == LINF:
-        return np.sign(grad, out=out)
+        return sign_of(grad, out)
     length = np.linalg.norm(grad.reshape(len(grad), -1), axis=1)
     return np.multiply(grad, per_sample(1.0 / np.maximum(length, 1e-12), grad), out=out)
+
+
+def sign_of(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.sign(values)`` (into ``out``, which may be ``values``), branch-free a cache
+    block at a time as (v > 0) − (v < 0): numpy's float sign is a branchy scalar loop,
+    ~5x slower on gradients. A block holding NaN goes through ``np.sign`` (NaN stays NaN)."""
+    if out is None:
+        out = np.empty_like(values)
+    if values.ndim == 0 or values.dtype.kind != "f":
+        return np.sign(values, out=out)
+    for rows in cache_blocks(values):
+        block, signs = values[rows], out[rows]
+        if np.isnan(block).any():
+            np.sign(block, out=signs)
+            continue
+        negative = block < 0
+        np.greater(block, 0, out=signs)
+        signs -= negative
+    return out
 
 
 def _reusable(grad: np.ndarray, dtype: np.dtype) -> np.ndarray | None:

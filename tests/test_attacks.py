@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from robustkit_plugins.gradient_attacks import FGSM, PGD, steepest_direction
+from robustkit_plugins.gradient_attacks import FGSM, PGD, sign_of, steepest_direction
 from robustkit_plugins.noise_attack import NoiseAttack
 
 from robustkit import REJECT, CapabilityError, RobustkitError, create, interfaces
@@ -395,3 +395,18 @@ def test_attack_variants_pass_check_attack():
     ):
         check_attack(attack)
     check_attack(PGD(reject_aware=True), model=LinearModel(reject=True, random_state=0))
+
+
+def test_sign_of_is_numpys_sign_block_by_block_and_in_place(monkeypatch):
+    """The branch-free sign equals np.sign, NaN and ±inf included, in place or not."""
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(30, 7)).astype(np.float32)
+    values[rng.random(30) < 0.5] = 0.0
+    values[3, 2], values[4, 1], values[5, 0] = np.inf, -np.inf, np.nan
+    monkeypatch.setattr(interfaces, "CACHE_BLOCK", 14)  # blocks of 2 rows
+    expected = np.sign(values)
+    np.testing.assert_array_equal(sign_of(values), expected)
+    in_place = values.copy()
+    assert sign_of(in_place, out=in_place) is in_place
+    np.testing.assert_array_equal(in_place, expected)
+    np.testing.assert_array_equal(sign_of(values.astype(np.float64)), expected)
