@@ -877,9 +877,9 @@ class NumpyNetwork(Model):
         self, Z: np.ndarray, grad_out_of: Callable[[slice, np.ndarray], np.ndarray]
     ) -> np.ndarray:
         """Gradient w.r.t. the raw input, ``EVAL_CHUNK`` rows of network inputs ``Z`` at a
-        time: ``grad_out_of(rows, outputs)`` gives the chunk's output gradient. The
-        temporaries stay small (and are reused by the allocator instead of being faulted
-        in anew); the rows are computed as in one pass."""
+        time, as ``decision_function`` chunks its rows: ``grad_out_of(rows, outputs)``
+        gives the chunk's output gradient. The hidden-layer temporaries stay bounded
+        whatever the number of rows; the result is written straight into one array."""
         grad = None
         for rows in row_chunks(len(Z), EVAL_CHUNK):
             out, cache = self._forward(self.weights_, Z[rows])

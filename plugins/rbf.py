@@ -211,9 +211,10 @@ class RBFNetwork(NumpyNetwork):
 
         The step keeps the hidden layer doubled, a = 2h = pre·(1 + tanh u): one pass fewer
         than h = pre·(1 + tanh u)/2, and 2·GELU' = (1 + t) + a(1 − t)(c + 3ck·pre²)
-        reuses 1 + t. dL/dd is pre-scaled by −lr/batch, so the update of all parameters
-        is a single ``values += grads``. Inputs carry a trailing 1, so the first layer
-        with its bias is one GEMM forwards and one backwards.
+        reuses 1 + t; the loss's kinks compare 4d = ‖a − 2c‖² with 4λ. dL/dd is pre-scaled
+        by −lr/batch, so the update of all parameters is a single ``values += grads``.
+        Inputs carry a trailing 1, so the first layer with its bias is one GEMM forwards
+        and one backwards.
         """
         W1b, gW1b = params.with_bias("W1", "b1")
         centres, gcentres = params.w["centres"], params.g["centres"]
