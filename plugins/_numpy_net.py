@@ -50,6 +50,10 @@ MANY_ROWS = 4096
 #: hidden) on, the SGD loop runs on two BLAS threads, below on one (bench_networks.py:
 #: batch 1024 at 128 × 150 gains ~30 % from a second thread, batch 128 nothing).
 TWO_THREAD_WORK = 8_000_000
+#: The input transform's backward GEMM skips the rows whose gradient is zero once at most
+#: this fraction of rows has one (FGSM on the hinge loss: 67 % of Fashion-MNIST's test
+#: rows have a zero loss after 2 epochs, 77 % after 15).
+SPARSE_ROWS = 0.75
 #: Rows of training data used to initialise data-dependent parameters (RBF centres).
 INIT_SAMPLE = 2000
 
@@ -272,11 +276,26 @@ class InputTransform:
             return centre, half * np.abs(np.diag(weights))
         return centre, half @ np.abs(weights)
 
-    def backward(self, grad: np.ndarray) -> np.ndarray:
-        """Gradient w.r.t. the raw input, given the gradient w.r.t. the network input."""
+    def backward(self, grad: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Gradient w.r.t. the raw input (into ``out``), given the gradient w.r.t. the
+        network input.
+
+        With PCA, once at most ``SPARSE_ROWS`` of the rows have a gradient, only those go
+        through the GEMM back to the inputs (the others are zero: a satisfied hinge loss).
+        """
         if self.components is None:
-            return grad * self._weights
-        return grad @ self._weights.T
+            return np.multiply(grad, self._weights, out=out)
+        live = grad.any(axis=1)
+        n_live = int(np.count_nonzero(live))
+        if n_live > SPARSE_ROWS * len(grad):
+            return np.matmul(grad, self._weights.T, out=out)
+        if out is None:
+            out = np.zeros((len(grad), len(self._weights)), np.result_type(grad, self._weights))
+        else:
+            out[~live] = 0.0
+        if n_live:
+            out[live] = grad[live] @ self._weights.T
+        return out
 
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted arrays: ``input_low``, ``input_span``, ``input_mean``, ``pca_components``."""
@@ -697,9 +716,10 @@ class NumpyNetwork(Model):
                     last = int(end - begin != batch)
                     x, t, noise = inputs[last], outputs[last], noises[last]
                     rows = order[begin:end]
-                    take(targets, rows, 0, t)
+                    # mode "clip" (the rows are valid): "raise" would buffer the output
+                    take(targets, rows, 0, t, "clip")
                     if raw is None:
-                        take(Z_ones, rows, 0, x)
+                        take(Z_ones, rows, 0, x, "clip")
                     else:
                         self._transformed_batch(raw, rows, x[:, :-1])
                     if noise is not None:
@@ -820,10 +840,13 @@ class NumpyNetwork(Model):
         y_index = self._encode(np.ravel(np.asarray(y)), bool(self.reject))
         if len(y_index) != len(Z):
             raise RobustkitError(f"X has {len(Z)} rows but y has {len(y_index)} labels")
-        out, cache = self._forward(self.weights_, Z)
-        loss, grad_out = self._output_loss(out, y_index)
-        grad_Z = self._backward_input(self.weights_, cache, grad_out)
-        return loss, self.input_transform_.backward(grad_Z)
+        loss = np.empty(len(Z), Z.dtype)
+
+        def grad_out_of(rows: slice, out: np.ndarray) -> np.ndarray:
+            loss[rows], grad_out = self._output_loss(out, y_index[rows])
+            return grad_out
+
+        return loss, self._input_gradient(Z, grad_out_of)
 
     @fixed_blas_threads
     def decision_gradient(
@@ -847,11 +870,25 @@ class NumpyNetwork(Model):
                 raise RobustkitError(
                     f"grad_reject must have shape (n_samples,) = {(n,)}; got {grad_reject.shape}"
                 )
-        _, cache = self._forward(self.weights_, Z)
-        grad_Z = self._backward_input(
-            self.weights_, cache, self._output_grad(grad_scores, grad_reject)
-        )
-        return self.input_transform_.backward(grad_Z)
+        grad_out = self._output_grad(grad_scores, grad_reject)
+        return self._input_gradient(Z, lambda rows, out: grad_out[rows])
+
+    def _input_gradient(
+        self, Z: np.ndarray, grad_out_of: Callable[[slice, np.ndarray], np.ndarray]
+    ) -> np.ndarray:
+        """Gradient w.r.t. the raw input, ``EVAL_CHUNK`` rows of network inputs ``Z`` at a
+        time, as ``decision_function`` chunks its rows: ``grad_out_of(rows, outputs)``
+        gives the chunk's output gradient. The hidden-layer temporaries stay bounded
+        whatever the number of rows; the result is written straight into one array."""
+        grad = None
+        for rows in row_chunks(len(Z), EVAL_CHUNK):
+            out, cache = self._forward(self.weights_, Z[rows])
+            grad_Z = self._backward_input(self.weights_, cache, grad_out_of(rows, out))
+            if grad is None:
+                n_features = self.n_features_in_
+                grad = np.empty((len(Z), n_features), np.result_type(grad_Z, Z.dtype))
+            self.input_transform_.backward(grad_Z, out=grad[rows])
+        return grad
 
     def certification_layers(self) -> list[Any]:
         """The fitted network as ``robustkit.certify`` layers, from the raw input on."""

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from robustkit import REJECT, Attack, AttackResult, Model, RobustkitError, hookimpl
-from robustkit.interfaces import LINF, check_norm, project
+from robustkit.interfaces import LINF, cache_blocks, check_norm, project
 from robustkit.params import check_int
 
 from ._losses import margin
@@ -107,12 +107,38 @@ def _columns_of(classes: np.ndarray, labels: np.ndarray, what: str) -> np.ndarra
     return columns
 
 
-def steepest_direction(grad: np.ndarray, norm: str) -> np.ndarray:
-    """The unit steepest-ascent direction (a new array): sign(∇) for L∞, ∇/‖∇‖₂ for L2."""
+def steepest_direction(grad: np.ndarray, norm: str, out: np.ndarray | None = None) -> np.ndarray:
+    """The unit steepest-ascent direction: sign(∇) for L∞, ∇/‖∇‖₂ for L2 (into ``out``,
+    which may be ``grad`` itself, else a new array)."""
     if norm == LINF:
-        return np.sign(grad)
+        return sign_of(grad, out)
     length = np.linalg.norm(grad.reshape(len(grad), -1), axis=1)
-    return grad * per_sample(1.0 / np.maximum(length, 1e-12), grad)
+    return np.multiply(grad, per_sample(1.0 / np.maximum(length, 1e-12), grad), out=out)
+
+
+def sign_of(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.sign(values)`` (into ``out``, which may be ``values``), branch-free a cache
+    block at a time as (v > 0) − (v < 0): numpy's float sign is a branchy scalar loop,
+    ~5x slower on gradients. A block holding NaN goes through ``np.sign`` (NaN stays NaN)."""
+    if out is None:
+        out = np.empty_like(values)
+    if values.ndim == 0 or values.dtype.kind != "f":
+        return np.sign(values, out=out)
+    for rows in cache_blocks(values):
+        block, signs = values[rows], out[rows]
+        if np.isnan(block).any():
+            np.sign(block, out=signs)
+            continue
+        negative = block < 0
+        np.greater(block, 0, out=signs)
+        signs -= negative
+    return out
+
+
+def _reusable(grad: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
+    """``grad`` itself where its direction may overwrite it (the gradient a model returns
+    is the caller's), else None."""
+    return grad if grad.dtype == dtype and grad.flags.writeable else None
 
 
 def per_sample(values: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -216,7 +242,9 @@ class PGD(Attack):
         objective = self._objective(model, X, y)
         clean_grad = np.asarray(objective(X)[1]).reshape(X.shape)
         zero_gradient = ~clean_grad.reshape(len(X), -1).any(axis=1)
-        clean_direction = steepest_direction(clean_grad, self.norm).astype(dtype, copy=False)
+        clean_direction = steepest_direction(
+            clean_grad, self.norm, out=_reusable(clean_grad, dtype)
+        ).astype(dtype, copy=False)
         # One random start per restart, scaled to each radius, so a budget's result does
         # not depend on which other budgets are in the list.
         n_starts = self.restarts if self.random_start else 0
@@ -226,8 +254,10 @@ class PGD(Attack):
             if radius == 0:
                 adversarials[k] = X
             elif self.steps == 1 and not starts:  # FGSM: one step; perturb projects it
-                np.multiply(clean_direction, self._step(radius), out=adversarials[k])
-                adversarials[k] += X
+                step = dtype.type(self._step(radius))
+                for rows in cache_blocks(X):  # both passes on a block while it is in cache
+                    block = np.multiply(clean_direction[rows], step, out=adversarials[k][rows])
+                    block += X[rows]
             else:
                 adversarials[k] = self._search(
                     objective, X, radius, bounds, starts, clean_direction
@@ -267,6 +297,7 @@ class PGD(Attack):
                 project(Z, X, radius, bounds, self.norm)
 
         step = X.dtype.type(self._step(radius))
+        work = np.empty_like(X)  # each step's move
         best = _BestPoints()
         for start in starts or [None]:  # without a random start all restarts would agree
             Z = X.copy()
@@ -279,8 +310,9 @@ class PGD(Attack):
                 else:
                     value, grad = objective(Z)
                     best.offer(Z, value, objective.success(Z))
-                    direction = steepest_direction(np.asarray(grad).reshape(X.shape), self.norm)
-                Z += step * direction.astype(X.dtype, copy=False)
+                    grad = np.asarray(grad).reshape(X.shape)
+                    direction = steepest_direction(grad, self.norm, out=_reusable(grad, X.dtype))
+                Z += np.multiply(direction.astype(X.dtype, copy=False), step, out=work)
                 ball(Z)
             best.offer(Z, objective.value(Z), objective.success(Z))
         return best.points

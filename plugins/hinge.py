@@ -225,10 +225,11 @@ class HingeNetwork(NumpyNetwork):
         correct = np.empty(batch, dtype)
         correct_col = correct.reshape(batch, 1)
         count = np.empty((batch, 1), dtype)
+        count_row, ones = count.reshape(batch), np.ones(n_outputs, dtype)
         act_ones_T, W2_T = act_ones.T, params.w["W2"].T
         scale = dtype.type(-lr / batch)
         matmul, subtract, multiply = np.matmul, np.subtract, np.multiply
-        greater, vecdot, add, add_reduce = np.greater, np.vecdot, np.add, np.add.reduce
+        greater, vecdot, add = np.greater, np.vecdot, np.add
         outer = outer_product(batch)
 
         def step(x: np.ndarray, onehot: np.ndarray) -> None:
@@ -241,7 +242,7 @@ class HingeNetwork(NumpyNetwork):
             vecdot(scores, onehot, correct)
             subtract(scores, correct_col, margins)
             greater(margins, -1.0, grad_scores)  # also 1 at y itself (margin 0)
-            add_reduce(grad_scores, 1, None, count, True)
+            matmul(grad_scores, ones, count_row)  # row sums (a GEMV: 3x add.reduce's speed)
             multiply(onehot, count, margins)
             subtract(grad_scores, margins, grad_scores)
             multiply(grad_scores, scale, grad_scores)

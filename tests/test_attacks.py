@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from robustkit_plugins.gradient_attacks import FGSM, PGD
+from robustkit_plugins.gradient_attacks import FGSM, PGD, sign_of, steepest_direction
 from robustkit_plugins.noise_attack import NoiseAttack
 
-from robustkit import REJECT, CapabilityError, RobustkitError, create
+from robustkit import REJECT, CapabilityError, RobustkitError, create, interfaces
+from robustkit.interfaces import project
 from robustkit.testing import LinearModel, check_attack, toy_data
 
 # s0 = 2·x1 + x2 and s1 = −x1 + 3·x2 (coef is (d, k)).
@@ -65,6 +66,26 @@ def test_fgsm_uses_one_gradient_for_every_epsilon(hand_model):
     result = FGSM().perturb(model, X, [0, 0], [0.0, 0.05, 0.1, 0.2, 0.4])
     assert calls == [2]
     assert result.info["gradient_evaluations"] == 1
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_fgsm_block_by_block_and_in_place_gives_the_one_pass_numbers(toy, norm, monkeypatch):
+    """The FGSM step (direction in place in the gradient, cache-sized row blocks) gives the
+    numbers of one pass to the bit, x + ε·direction(∇) projected, and leaves x alone."""
+    model, X, y, bounds = toy
+    X = X.astype(np.float32)
+    X_before = X.copy()
+    monkeypatch.setattr(interfaces, "CACHE_BLOCK", 10**9)
+    whole = FGSM(norm=norm).perturb(model, X, y, [0.05, 0.1], bounds=bounds).adversarials
+    monkeypatch.setattr(interfaces, "CACHE_BLOCK", 5)  # blocks of 2 rows of 2 features
+    blocks = FGSM(norm=norm).perturb(model, X, y, [0.05, 0.1], bounds=bounds).adversarials
+    np.testing.assert_array_equal(blocks, whole)
+    np.testing.assert_array_equal(X, X_before)
+    direction = steepest_direction(model.loss_gradient(X, y)[1], norm)
+    span = bounds[1] - bounds[0]
+    for k, eps in enumerate([0.05, 0.1]):
+        expected = project(X + eps * span * direction, X, eps * span, bounds, norm)
+        np.testing.assert_allclose(blocks[k], expected, rtol=1e-6, atol=1e-6)
 
 
 def margin_of(model, X, y):
@@ -374,3 +395,18 @@ def test_attack_variants_pass_check_attack():
     ):
         check_attack(attack)
     check_attack(PGD(reject_aware=True), model=LinearModel(reject=True, random_state=0))
+
+
+def test_sign_of_is_numpys_sign_block_by_block_and_in_place(monkeypatch):
+    """The branch-free sign equals np.sign, NaN and ±inf included, in place or not."""
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(30, 7)).astype(np.float32)
+    values[rng.random(30) < 0.5] = 0.0
+    values[3, 2], values[4, 1], values[5, 0] = np.inf, -np.inf, np.nan
+    monkeypatch.setattr(interfaces, "CACHE_BLOCK", 14)  # blocks of 2 rows
+    expected = np.sign(values)
+    np.testing.assert_array_equal(sign_of(values), expected)
+    in_place = values.copy()
+    assert sign_of(in_place, out=in_place) is in_place
+    np.testing.assert_array_equal(in_place, expected)
+    np.testing.assert_array_equal(sign_of(values.astype(np.float64)), expected)

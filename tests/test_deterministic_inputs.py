@@ -246,6 +246,23 @@ def test_one_and_two_blas_threads_train_the_same_weights(cls, monkeypatch):
 
 
 @pytest.mark.parametrize("cls", NETWORKS)
+@pytest.mark.parametrize("pca", [None, 20])
+def test_chunked_input_gradients_match_one_pass(cls, pca, monkeypatch):
+    """loss_gradient and decision_gradient a chunk of rows at a time: the one-pass numbers
+    (up to the GEMMs' rounding, which may change with the number of rows)."""
+    X, y = _digits()
+    model = cls(epochs=2, pca=pca, random_state=0).fit(X, y)
+    weights = np.random.default_rng(0).normal(size=(len(X), 10)).astype(np.float32)
+    whole = [*model.loss_gradient(X, y), model.decision_gradient(X, weights)]
+    monkeypatch.setattr(_numpy_net, "EVAL_CHUNK", 64)
+    chunked = [*model.loss_gradient(X, y), model.decision_gradient(X, weights)]
+    for one_pass, by_chunk in zip(whole, chunked, strict=True):
+        assert by_chunk.dtype == one_pass.dtype == np.float32
+        np.testing.assert_allclose(by_chunk, one_pass, rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(by_chunk == 0, one_pass == 0)  # same zero rows
+
+
+@pytest.mark.parametrize("cls", NETWORKS)
 def test_chunked_inference_matches_one_pass(cls, monkeypatch):
     X, y = _digits()
     model = cls(epochs=2, pca=20, reject=True, random_state=0)

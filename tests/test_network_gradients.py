@@ -9,6 +9,7 @@ Test points are checked to lie away from the hinge, ReLU and λ kinks.
 
 import numpy as np
 import pytest
+from robustkit_plugins import _numpy_net, rbf
 from robustkit_plugins._numpy_net import FlatParameters
 from robustkit_plugins.hinge import HingeNetwork
 from robustkit_plugins.rbf import RBFNetwork, gelu, gelu_derivative
@@ -109,6 +110,26 @@ def test_sgd_step_moves_along_the_mean_loss_gradient(kind, reject, batch):
         )
 
 
+def test_rbf_step_on_row_blocks_gives_the_one_block_numbers(monkeypatch):
+    """The rbf step's elementwise passes on row blocks (here 3 blocks of 2 rows, 1 of 1)
+    change speed, not one bit of the weights."""
+    model = _network("rbf", False)
+    rng = np.random.default_rng(5)
+    Z_ones = np.hstack([rng.normal(size=(7, 5)), np.ones((7, 1))])
+    targets = model._targets(rng.integers(0, N_CLASSES, size=7), np.dtype("f8"))
+    shapes = model._shapes(5, N_CLASSES)
+    start = rng.normal(scale=0.7, size=sum(int(np.prod(s)) for s in shapes.values()))
+    stepped = []
+    for rows in (10**6, 2):
+        monkeypatch.setattr(rbf, "BLOCK_ROWS", rows)
+        flat = FlatParameters(shapes, np.dtype("f8"))
+        flat.values[:] = start
+        model._make_step(flat, 7, 0.1)(Z_ones, targets)
+        stepped.append(flat.values.copy())
+    np.testing.assert_array_equal(stepped[0], stepped[1])
+    assert not np.array_equal(stepped[0], start)
+
+
 # ------------------------------------------------------------------ input gradients
 
 
@@ -204,3 +225,34 @@ def test_hinge_reject_gradient_changes_with_grad_reject():
     numeric = per_sample_difference(model.reject_score, X, h=1e-4)
     np.testing.assert_allclose(only_reject, numeric, rtol=1e-5, atol=1e-9)
     assert np.abs(only_reject).max() > 0
+
+
+@pytest.mark.parametrize("kind", ["hinge", "rbf"])
+def test_sparse_input_backward_matches_finite_differences_and_the_dense_pass(kind, monkeypatch):
+    """Rows with a zero gradient skip the PCA GEMM back to the raw input: the rows that
+    have one still match finite differences, the others are exactly zero, and the
+    result is the dense pass's."""
+    model, X, y = _fitted(kind, False, 4)
+    rows = _far_from_kinks(model, X, y)
+    X, y = X[rows], y[rows]
+    monkeypatch.setattr(_numpy_net, "SPARSE_ROWS", -1.0)  # always the dense pass
+    dense = model.loss_gradient(X, y)[1]
+    monkeypatch.setattr(_numpy_net, "SPARSE_ROWS", 1.0)  # always the row-sparse pass
+    loss, sparse = model.loss_gradient(X, y)
+    np.testing.assert_allclose(sparse, dense, rtol=1e-12, atol=0)
+    numeric = per_sample_difference(lambda V: model.loss_gradient(V, y)[0], X, h=1e-4)
+    np.testing.assert_allclose(sparse, numeric, rtol=1e-5, atol=1e-9)
+    if kind == "hinge":  # a satisfied hinge loss: zero rows, and at least one live row
+        assert np.any(loss == 0) and np.any(loss > 0)
+        np.testing.assert_array_equal(sparse[loss == 0], 0.0)
+
+
+def test_sparse_input_backward_of_all_zero_and_mixed_rows():
+    transform = _numpy_net.InputTransform(
+        np.zeros(()), np.ones(()), np.zeros(5), np.linalg.qr(np.ones((5, 3)) + np.eye(5, 3))[0].T
+    )
+    grad = np.zeros((8, 3))
+    np.testing.assert_array_equal(transform.backward(grad), np.zeros((8, 5)))
+    grad[[1, 6]] = [[1.0, -2.0, 0.5], [0.0, 3.0, 0.0]]
+    expected = grad @ transform.affine()[0].T
+    np.testing.assert_allclose(transform.backward(grad), expected, rtol=1e-12)

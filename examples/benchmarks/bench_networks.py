@@ -163,6 +163,27 @@ def table(rows: list[list], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+#: Speed targets: robustkit at least this many times faster than PyTorch per batch size,
+#: and the rbf network within RBF_OVER_HINGE of hinge's time per epoch at every batch.
+TORCH_SPEEDUP = {1: 10.0, 128: 3.0, 1024: 2.0}
+RBF_OVER_HINGE = 1.2
+
+
+def target_verdicts(rows: list[list], has_torch: bool) -> list[str]:
+    """One "meets"/"MISSES" phrase per speed target, from the timing table's rows."""
+    verdicts = []
+    seconds = {(row[0], row[1]): float(row[4]) for row in rows}
+    for row in rows if has_torch else []:
+        ratio, want = float(row[8]) / float(row[4]), TORCH_SPEEDUP[row[1]]
+        verdict = "meets" if ratio >= want else "MISSES"
+        verdicts.append(f"{row[0]} b{row[1]} {ratio:.1f}x torch (>= {want:g}x: {verdict})")
+    for batch in TORCH_SPEEDUP:
+        ratio = seconds["rbf", batch] / seconds["hinge", batch]
+        verdict = "meets" if ratio <= RBF_OVER_HINGE else "MISSES"
+        verdicts.append(f"rbf/hinge b{batch} {ratio:.2f} (<= {RBF_OVER_HINGE}: {verdict})")
+    return verdicts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("ROBUSTKIT_DATA_DIR"))
@@ -264,6 +285,7 @@ def main() -> None:
         for i, b in enumerate((1, 128, 1024))
     ]
     print("\nRBF / hinge time per epoch: " + ", ".join(ratios))
+    print("\nTargets (same run): " + "; ".join(target_verdicts(rows, has_torch)))
 
     print("\nBLAS threads (s/epoch, forced for the whole SGD loop; weights bit-identical?)")
     thread_rows = []
