@@ -632,10 +632,13 @@ class IBPTrainingDefense(Defense):
 
 @hookimpl
 def register_defenses(register):
-    """Register ``none``, ``reject``, ``gaussian-augment``, ``adversarial-training`` and
-    ``ibp-training``."""
+    """Register ``none``, ``reject``, ``gaussian-augment``, ``adversarial-training``,
+    ``ibp-training`` and ``trades``."""
+    from .trades import TradesDefense  # it uses this module's parameter checks
+
     register("none", NoDefense)
     register("reject", RejectDefense)
     register("gaussian-augment", GaussianAugmentDefense)
     register("adversarial-training", AdversarialTrainingDefense)
     register("ibp-training", IBPTrainingDefense)
+    register("trades", TradesDefense)

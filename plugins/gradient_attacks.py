@@ -279,10 +279,11 @@ class PGD(Attack):
         if self.norm == LINF:
             low = np.maximum(X - radius, dtype.type(bounds[0]))
             high = np.minimum(X + radius, dtype.type(bounds[1]))
-            np.clip(Z, low, high, out=Z)
+            maximum, minimum, sign = np.maximum, np.minimum, np.sign
+            maximum(minimum(Z, high, out=Z), low, out=Z)
             for _ in range(self.steps):
-                Z += step * np.sign(gradient(Z))
-                np.clip(Z, low, high, out=Z)
+                Z += step * sign(gradient(Z))
+                maximum(minimum(Z, high, out=Z), low, out=Z)  # 5x faster than np.clip here
             return Z
         Z = _into_l2_balls(Z, X, radii, bounds)
         for _ in range(self.steps):

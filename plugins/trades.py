@@ -5,7 +5,8 @@ KL(softmax(s(x)) ‖ softmax(s(x'))), s the class scores (minus the squared dist
 ``rbf``), x' the point of the ε-ball that maximises that divergence against the weights
 of that moment (PGD from a small Gaussian start, as TRADES). The built-in ``hinge`` and
 ``rbf`` networks support it; a third-party model declares ``TRADES_TRAINING`` and calls
-the ``RobustnessTerm`` its ``fit`` receives (see ``robustkit.interfaces``).
+the ``RobustnessTerm`` its ``fit`` receives (see ``robustkit.interfaces``). Registered
+with the other defenses by ``defenses.register_defenses``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from scipy.special import log_softmax, softmax
 from sklearn.base import clone
 
-from robustkit import Defense, Model, RobustkitError, hookimpl
+from robustkit import Defense, Model, RobustkitError
 from robustkit.interfaces import TRADES_TRAINING, EpochCallback
 from robustkit.params import check_int
 from robustkit.wrapping import WrappedModel
@@ -81,11 +82,12 @@ class TradesTerm:
         low = np.maximum(X - self.radius, self.bounds[0]).astype(dtype)
         high = np.minimum(X + self.radius, self.bounds[1]).astype(dtype)
         Z = X + (self.start_std * self.rng.standard_normal(X.shape)).astype(dtype)
-        np.clip(Z, low, high, out=Z)
         step = dtype.type(self.step_size)
+        maximum, minimum = np.maximum, np.minimum
+        maximum(minimum(Z, high, out=Z), low, out=Z)
         for _ in range(self.steps):
             Z += step * np.sign(gradient(Z))
-            np.clip(Z, low, high, out=Z)
+            maximum(minimum(Z, high, out=Z), low, out=Z)
         return Z
 
 
@@ -186,8 +188,3 @@ class TradesDefense(Defense):
         self.validate()
         return TradesTrained(model=clone(model), **self.get_params())
 
-
-@hookimpl
-def register_defenses(register):
-    """Register ``trades``."""
-    register("trades", TradesDefense)
