@@ -470,11 +470,12 @@ class AdversariallyTrained(WrappedModel):
                 y_batch = with_rejects(y_batch, np.isin(np.arange(len(y_batch)), far))
             return X_batch, y_batch
 
-        def transform(model: Model, X_batch: np.ndarray, y_batch: np.ndarray):
+        def transform(model: Model, X_batch: np.ndarray, y_given: np.ndarray):
+            y_batch = y_given
             if outer is not None:  # an outer defense's transform comes first
                 X_batch, y_batch = split_transformed(outer(model, X_batch, y_batch), y_batch)
             X_new, y_new = adversarial_batch(model, X_batch, y_batch)
-            return X_new if y_new is y_batch else (X_new, y_new)
+            return X_new if y_new is y_given else (X_new, y_new)  # labels only if changed
 
         self.fit_inner(
             X,

@@ -187,4 +187,3 @@ class TradesDefense(Defense):
     def _apply(self, model: Model) -> Model:
         self.validate()
         return TradesTrained(model=clone(model), **self.get_params())
-

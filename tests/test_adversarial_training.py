@@ -319,3 +319,21 @@ def test_cli_refuses_eps_reject_below_eps_before_training(monkeypatch):
     result = CliRunner().invoke(cli, ["eval", "--model", "rbf", "--defense", spec, "--no-cache"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "eps_reject must be a number in (eps, 1]" in result.output
+
+
+def test_an_outer_transform_s_labels_reach_the_model():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 10, (40, 4))
+    y = np.arange(40) % 2
+    model = AdversarialTrainingDefense(eps=0.1, random_state=0).apply(
+        RelabellingTransformModel(reject=True, random_state=0)
+    )
+
+    def outer(model, X_batch, y_batch):  # e.g. another defense marking the last rows noise
+        return X_batch, np.where(np.arange(len(y_batch)) >= 30, REJECT, y_batch)
+
+    model.fit(X, y, batch_transform=outer)
+    before, after, labels = model.model.transformed_
+    assert (labels[30:] == REJECT).all() and (labels[:30] == y[:30]).all()
+    np.testing.assert_array_equal(after[30:], before[30:])  # noise rows are not attacked
+    assert (after[:30] != before[:30]).any()
