@@ -9,6 +9,7 @@ steps of 0.025, random start), trained in the same run. Every network is evaluat
 the first 1,000 test samples by robustkit's ``auto`` (AutoAttack, ``--auto-version``;
 the reference through a robustkit copy of its weights) and, with ``--torchattacks``
 where torchattacks is installed, by torchattacks' AutoAttack (standard) on a torch copy.
+``--defense trades`` trains robustkit's networks with TRADES (``--beta``) instead.
 
     python examples/benchmarks/bench_adversarial_training.py --data-dir ../shared/data
 """
@@ -31,10 +32,16 @@ def robustkit_model(name, args):
     if args.pca:
         params["pca"] = args.pca
     network = robustkit.create("model", name, **params)
-    defense = robustkit.create(
-        "defense", "adversarial-training", attack=args.attack, eps=EPS, steps=args.steps,
-        step_size=args.step_size, ratio=args.ratio, random_state=0,
-    )  # fmt: skip
+    if args.defense == "trades":
+        defense = robustkit.create(
+            "defense", "trades", beta=args.beta, eps=EPS, steps=args.steps,
+            step_size=args.step_size, random_state=0,
+        )  # fmt: skip
+    else:
+        defense = robustkit.create(
+            "defense", "adversarial-training", attack=args.attack, eps=EPS, steps=args.steps,
+            step_size=args.step_size, ratio=args.ratio, random_state=0,
+        )  # fmt: skip
     return defense.apply(network)
 
 
@@ -137,6 +144,10 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--models", default="hinge,rbf", help="robustkit networks to train")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument(
+        "--defense", default="adversarial-training", choices=["adversarial-training", "trades"]
+    )
+    parser.add_argument("--beta", type=float, default=6.0, help="trades' β")
     parser.add_argument("--attack", default="pgd:loss=margin", help="robustkit's training attack")
     parser.add_argument("--steps", type=int, default=10, help="robustkit's PGD steps")
     parser.add_argument("--step-size", type=float, default=0.25, help="a fraction of ε")
@@ -160,6 +171,8 @@ def main() -> None:
         figures = evaluate(as_robustkit(split, *weights), split, args)
         rows.append(["PyTorch reference (CE)", "pgd CE, 10 × 0.25ε", ref_seconds, *figures])
     recipe = f"{args.attack}, {args.steps} × {args.step_size:g}ε, ratio {args.ratio:g}"
+    if args.defense == "trades":
+        recipe = f"trades β {args.beta:g}, {args.steps} × {args.step_size:g}ε"
     for name in args.models.split(","):
         model = robustkit_model(name, args)
         start, cpu = time.perf_counter(), time.process_time()
