@@ -85,12 +85,15 @@ def threads_for_step(batch: int, n_inputs: int, hidden: int) -> int:
 
 
 def fixed_blas_threads(method: Callable) -> Callable:
-    """Run an inference method under ``blas_threads(threads_for_rows(len(X)))``."""
+    """Run an inference method under ``blas_threads(threads_for_rows(len(X)))``, or, while
+    the model trains (a batch transform or TRADES term calling it on a minibatch), on the
+    SGD loop's own count (``_training_threads_``, fixed by the shapes too)."""
 
     @functools.wraps(method)
     def wrapper(self: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
         rows = len(X) if hasattr(X, "__len__") else 1
-        with blas_threads(threads_for_rows(rows)):
+        threads = getattr(self, "_training_threads_", None) or threads_for_rows(rows)
+        with blas_threads(threads):
             return method(self, X, *args, **kwargs)
 
     return wrapper
@@ -668,9 +671,13 @@ class NumpyNetwork(Model):
             self.weights_ = flat.w  # live views: the transform sees the current weights
         if batch_transform is not None:
             raw = (X, y, batch_transform)
-        self._train(
-            flat, Z_ones, y_index, eval_data, rng, params, callback, raw, (X, ibp), (X, y, trades)
-        )
+        try:
+            self._train(
+                flat, Z_ones, y_index, eval_data, rng, params, callback, raw, (X, ibp),
+                (X, y, trades),
+            )  # fmt: skip
+        finally:
+            self.__dict__.pop("_training_threads_", None)
         self.weights_ = flat.copy_weights()
         return self
 
@@ -726,6 +733,8 @@ class NumpyNetwork(Model):
         starts = [(start, min(start + batch, n)) for start in range(0, n, batch)]
         take, standard_normal = np.take, rng.standard_normal
         threads = threads_for_step(batch, Z.shape[1], params["hidden"])
+        if raw is not None or trades[2] is not None:  # the hooks' inference runs on it too
+            self._training_threads_ = threads
         for epoch in range(1, params["epochs"] + 1):
             # Overflow only happens when training diverges, which is reported below.
             with blas_threads(threads), np.errstate(all="ignore"):
