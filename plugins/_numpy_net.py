@@ -30,9 +30,11 @@ from robustkit.interfaces import (
     CERTIFIABLE,
     IBP_TRAINING,
     NOISE_CLASS,
+    TRADES_TRAINING,
     BatchTransform,
     EpochCallback,
     IBPTraining,
+    RobustnessTerm,
     with_rejects,
 )
 from robustkit.params import check_int
@@ -87,12 +89,15 @@ def threads_for_step(batch: int, n_inputs: int, hidden: int) -> int:
 
 
 def fixed_blas_threads(method: Callable) -> Callable:
-    """Run an inference method under ``blas_threads(threads_for_rows(len(X)))``."""
+    """Run an inference method under ``blas_threads(threads_for_rows(len(X)))``, or, while
+    the model trains (a batch transform or TRADES term calling it on a minibatch), on the
+    SGD loop's own count (``_training_threads_``, fixed by the shapes too)."""
 
     @functools.wraps(method)
     def wrapper(self: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
         rows = len(X) if hasattr(X, "__len__") else 1
-        with blas_threads(threads_for_rows(rows)):
+        threads = getattr(self, "_training_threads_", None) or threads_for_rows(rows)
+        with blas_threads(threads):
             return method(self, X, *args, **kwargs)
 
     return wrapper
@@ -477,6 +482,38 @@ class NumpyNetwork(Model):
         """With ``ibp_training``: an SGD step on (inputs, box centre, box radius) batches."""
         raise NotImplementedError
 
+    def _weight_gradients(
+        self, w: dict[str, np.ndarray], Z: np.ndarray, cache: Any, grad_out: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """With ``trades_training``: d(Σ grad_out·outputs)/d(each parameter) at inputs ``Z``
+        (``cache`` from ``_forward``)."""
+        raise NotImplementedError
+
+    def _trades_loss(
+        self,
+        w: dict[str, np.ndarray],
+        Z: np.ndarray,
+        Z_adv: np.ndarray,
+        y_index: np.ndarray,
+        term: RobustnessTerm,
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """TRADES: mean over the batch of the own loss at ``Z`` plus ``term``'s penalty
+        between the class scores at ``Z`` and ``Z_adv``, and its parameter gradients."""
+        out, cache = self._forward(w, Z)
+        out_adv, cache_adv = self._forward(w, Z_adv)
+        loss, grad_out = self._output_loss(out, y_index)
+        penalty, grad_clean, grad_adv = term.penalty(
+            self._class_scores(out), self._class_scores(out_adv)
+        )
+        grad_out = grad_out + self._output_grad(np.asarray(grad_clean, out.dtype), None)
+        grad_out_adv = self._output_grad(np.asarray(grad_adv, out.dtype), None)
+        grads = self._weight_gradients(w, Z, cache, grad_out)
+        for name, grad in self._weight_gradients(w, Z_adv, cache_adv, grad_out_adv).items():
+            grads[name] += grad
+        n = len(Z)
+        total = float(np.sum(loss, dtype=np.float64) + np.sum(penalty, dtype=np.float64))
+        return total / n, {name: grad / n for name, grad in grads.items()}
+
     # -------------------------------------------------------------------- validation
 
     def validate(self) -> None:
@@ -585,15 +622,19 @@ class NumpyNetwork(Model):
         callback: EpochCallback | None = None,
         batch_transform: BatchTransform | None = None,
         ibp: IBPTraining | None = None,
+        trades: RobustnessTerm | None = None,
     ) -> NumpyNetwork:
         """Train by minibatch SGD on raw inputs ``X`` and labels ``y`` (REJECT marks noise).
 
         ``batch_transform(self, X_batch, y_batch)`` replaces each minibatch of raw inputs
         while ``self`` predicts with the current weights (adversarial training). ``ibp``
-        (networks with the ``ibp_training`` capability) trains on IBP worst-case margins.
+        (networks with the ``ibp_training`` capability) trains on IBP worst-case margins,
+        ``trades`` (``trades_training``) adds a ``RobustnessTerm`` to every batch's loss.
         """
         if ibp is not None and IBP_TRAINING not in self.capabilities:
             raise RobustkitError(f"{type(self).__name__} cannot train on IBP bounds (ibp=...)")
+        if trades is not None and TRADES_TRAINING not in self.capabilities:
+            raise RobustkitError(f"{type(self).__name__} cannot train with TRADES (trades=...)")
         params = self._checked_params()
         dtype = params["dtype"]
         X, y = self._check_Xy(X, y, dtype)
@@ -645,10 +686,17 @@ class NumpyNetwork(Model):
         self._initialise(flat.w, rng, Z[sample], y_index[sample])
         self.history_ = []
         raw = None
-        if batch_transform is not None:
+        if batch_transform is not None or trades is not None:
             self.weights_ = flat.w  # live views: the transform sees the current weights
+        if batch_transform is not None:
             raw = (X, y, batch_transform)
-        self._train(flat, Z_ones, y_index, eval_data, rng, params, callback, raw, (X, ibp))
+        try:
+            self._train(
+                flat, Z_ones, y_index, eval_data, rng, params, callback, raw, (X, ibp),
+                (X, y, trades),
+            )  # fmt: skip
+        finally:
+            self.__dict__.pop("_training_threads_", None)
         self.weights_ = flat.copy_weights()
         return self
 
@@ -678,13 +726,15 @@ class NumpyNetwork(Model):
         callback: EpochCallback | None,
         raw: tuple[np.ndarray, np.ndarray, BatchTransform] | None = None,
         ibp: tuple[np.ndarray, IBPTraining | None] = (None, None),
+        trades: tuple[np.ndarray, np.ndarray, RobustnessTerm | None] = (None, None, None),
     ) -> None:
         """The SGD epochs: each batch gathered into preallocated buffers, step, evaluate.
 
         ``Z_ones`` holds the network inputs and a trailing column of ones. Batches are
         gathered one at a time (no shuffled copy of the whole data set). With
         ``raw = (X, y, batch_transform)`` each batch is the transformed raw batch; with
-        ``ibp = (X, IBPTraining)`` each step also gets the batch's IBP input boxes.
+        ``ibp = (X, IBPTraining)`` each step also gets the batch's IBP input boxes; with
+        ``trades = (X, y, term)`` each step is one on ``_trades_loss``.
         """
         Z = Z_ones[:, :-1]
         n = len(Z)
@@ -702,6 +752,8 @@ class NumpyNetwork(Model):
         starts = [(start, min(start + batch, n)) for start in range(0, n, batch)]
         take, standard_normal = np.take, rng.standard_normal
         threads = threads_for_step(batch, Z.shape[1], params["hidden"])
+        if raw is not None or trades[2] is not None:  # the hooks' inference runs on it too
+            self._training_threads_ = threads
         for epoch in range(1, params["epochs"] + 1):
             # Overflow only happens when training diverges, which is reported below.
             with blas_threads(threads), np.errstate(all="ignore"):
@@ -721,7 +773,9 @@ class NumpyNetwork(Model):
                     if raw is None:
                         take(Z_ones, rows, 0, x, "clip")
                     else:
-                        self._transformed_batch(raw, rows, x[:, :-1])
+                        labels = self._transformed_batch(raw, rows, x[:, :-1])
+                        if labels is not None:  # the transform relabelled the batch
+                            t[...] = self._targets(labels, t.dtype)
                     if noise is not None:
                         # Isotropic noise of std noise_std on the [0, 1]-scaled input
                         # projects through PCA's orthonormal rows to isotropic noise of
@@ -729,7 +783,9 @@ class NumpyNetwork(Model):
                         standard_normal(out=noise, dtype=noise.dtype)
                         noise *= noise_std
                         x[:, :-1] += noise
-                    if ibp_step is None:
+                    if trades[2] is not None:
+                        self._trades_step(flat, params["lr"], trades, rows, x[:, :-1], y_index)
+                    elif ibp_step is None:
                         steps[last](x, t)
                     else:
                         ibp_step((x[:, :-1], centre[rows], spread[rows]), t)
@@ -749,19 +805,52 @@ class NumpyNetwork(Model):
             if callback is not None:
                 callback(dict(record))
 
+    def _trades_step(
+        self,
+        flat: FlatParameters,
+        lr: float,
+        trades: tuple[np.ndarray, np.ndarray, RobustnessTerm],
+        rows: np.ndarray,
+        Z: np.ndarray,
+        y_index: np.ndarray,
+    ) -> None:
+        """One SGD step on ``_trades_loss`` for batch ``rows`` (network inputs ``Z``)."""
+        X, y, term = trades
+        X_adv = np.asarray(term.adversarial(self, X[rows], y[rows]), dtype=X.dtype)
+        if X_adv.shape != (len(rows), X.shape[1]):
+            raise RobustkitError(
+                f"trades.adversarial must return the batch's shape {(len(rows), X.shape[1])}; "
+                f"got {X_adv.shape}"
+            )
+        Z_adv = self.input_transform_.transform(X_adv)
+        _, grads = self._trades_loss(flat.w, Z, Z_adv, y_index[rows], term)
+        for name, grad in grads.items():
+            flat.w[name] -= (lr * grad).astype(flat.w[name].dtype, copy=False)
+
     def _transformed_batch(
         self, raw: tuple[np.ndarray, np.ndarray, BatchTransform], rows: np.ndarray, out: np.ndarray
-    ) -> None:
+    ) -> np.ndarray | None:
         """Network inputs (into ``out``) of raw batch ``rows`` after ``batch_transform``,
-        which sees the weights of the step before (adversarial training)."""
+        which sees the weights of the step before (adversarial training); the new label
+        indices if it returned ``(X', y')``, else None."""
         X, y, transform = raw
-        X_batch = np.asarray(transform(self, X[rows], y[rows]))
+        result = transform(self, X[rows], y[rows])
+        labels = None
+        if isinstance(result, tuple):
+            result, y_new = result
+            labels = self._encode(np.ravel(y_new), bool(self.reject), "batch_transform labels")
+            if len(labels) != len(rows):
+                raise RobustkitError(
+                    f"batch_transform must return {len(rows)} labels; got {len(labels)}"
+                )
+        X_batch = np.asarray(result)
         if X_batch.shape != (len(rows), X.shape[1]):
             raise RobustkitError(
                 f"batch_transform must return the batch's shape {(len(rows), X.shape[1])}; "
                 f"got {X_batch.shape}"
             )
         self.input_transform_.transform(X_batch.astype(X.dtype, copy=False), out=out)
+        return labels
 
     def _evaluate(
         self, w: dict[str, np.ndarray], Z: np.ndarray, y_index: np.ndarray

@@ -21,6 +21,7 @@ from robustkit.interfaces import (
     EpochCallback,
     IBPTraining,
     require_capabilities,
+    with_rejects,
 )
 from robustkit.params import check_int, parse_spec
 from robustkit.plugins import registry
@@ -362,6 +363,12 @@ class AdversariallyTrained(WrappedModel):
     Each minibatch (or a ``ratio`` of it, REJECT-labelled noise excepted) is replaced by
     ``attack``'s adversarials at budget ``eps`` (a fraction of the training data's range,
     whose min and max are the bounds) against the weights of that moment.
+
+    With ``eps_reject`` (the rejection option of confidence-calibrated adversarial
+    training, Stutz et al., ICML 2020), the inner model's noise class is switched on and
+    a ``reject_ratio`` of those adversarials is instead attacked at a radius drawn
+    uniformly in (eps, eps_reject] and labelled REJECT: beyond the training budget the
+    network learns to reject rather than to be right.
     """
 
     def __init__(
@@ -372,6 +379,8 @@ class AdversariallyTrained(WrappedModel):
         steps: int = 10,
         step_size: float | None = 0.25,
         ratio: float = 1.0,
+        eps_reject: float | None = None,
+        reject_ratio: float = 0.3,
         random_state=None,
     ):
         self.model = model
@@ -380,18 +389,46 @@ class AdversariallyTrained(WrappedModel):
         self.steps = steps
         self.step_size = step_size
         self.ratio = ratio
+        self.eps_reject = eps_reject
+        self.reject_ratio = reject_ratio
         self.random_state = random_state
 
     def make_attack(self) -> Attack:
         """Validate the parameters; return the training attack."""
-        _fraction("eps", self.eps)
+        eps = _fraction("eps", self.eps)
         _fraction("ratio", self.ratio)
         if self.step_size is not None and not (_is_number(self.step_size) and self.step_size > 0):
             raise RobustkitError(
                 f"step_size must be a number > 0 (a fraction of eps) or None, "
                 f"got {self.step_size!r}"
             )
+        if self.eps_reject is not None:
+            if not (_is_number(self.eps_reject) and eps < self.eps_reject <= 1):
+                raise RobustkitError(
+                    f"eps_reject must be a number in (eps, 1] = ({eps:g}, 1] or None, "
+                    f"got {self.eps_reject!r}"
+                )
+            _fraction("reject_ratio", self.reject_ratio)
         return training_attack(self.attack, self.steps, self.step_size)
+
+    def configure_inner(self) -> None:
+        """With ``eps_reject``: check the inner model has a noise class and switch it on."""
+        if self.eps_reject is None:
+            return
+        require_capabilities(
+            self.model, frozenset({NOISE_CLASS}), "adversarial-training's eps_reject"
+        )
+        self.model.set_params(reject=True)
+
+    @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        """The inner model's (without NOISE_CLASS), plus REJECTION with ``eps_reject``."""
+        return super().capabilities | ({REJECTION} if self.eps_reject is not None else set())
+
+    def validate(self) -> None:
+        """Check the inner model's parameters, then this defense's own."""
+        super().validate()
+        self.make_attack()
 
     def fit(
         self,
@@ -404,30 +441,41 @@ class AdversariallyTrained(WrappedModel):
     ) -> AdversariallyTrained:
         """Train the inner model with every minibatch replaced by adversarials; return self."""
         attack = self.make_attack()
+        self.configure_inner()
         require_capabilities(self.model, attack.requires, "adversarial-training's attack")
         outer = hooks.pop("batch_transform", None)
         X, y = np.asarray(X), np.asarray(y)
         bounds = hooks.pop("bounds", None) or (float(X.min()), float(X.max()))
+        adversarials = _training_adversarials(attack, bounds)
         rng = np.random.default_rng(self.random_state)
-        eps, ratio = float(self.eps), float(self.ratio)
+        eps, ratio, eps_reject = float(self.eps), float(self.ratio), self.eps_reject
 
         def adversarial_batch(model: Model, X_batch: np.ndarray, y_batch: np.ndarray):
             chosen = np.flatnonzero(np.asarray(y_batch != REJECT, dtype=bool))
             if ratio < 1:
                 chosen = np.sort(rng.choice(chosen, round(ratio * len(chosen)), replace=False))
             if len(chosen) == 0:
-                return X_batch
-            result = attack.perturb(
-                model, X_batch[chosen], y_batch[chosen], eps, bounds=bounds, random_state=rng
-            )
+                return X_batch, y_batch
             X_batch = X_batch.copy()
-            X_batch[chosen] = result.adversarials[0]
-            return X_batch
+            far = np.zeros(len(chosen), dtype=bool)
+            if eps_reject is not None:
+                far[rng.choice(len(chosen), round(self.reject_ratio * len(chosen)), False)] = True
+            near = chosen[~far]
+            if len(near):
+                X_batch[near] = adversarials(model, X_batch[near], y_batch[near], eps, rng)
+            if far.any():
+                far = chosen[far]
+                radii = rng.uniform(eps, eps_reject, len(far))
+                X_batch[far] = adversarials(model, X_batch[far], y_batch[far], radii, rng)
+                y_batch = with_rejects(y_batch, np.isin(np.arange(len(y_batch)), far))
+            return X_batch, y_batch
 
-        def transform(model: Model, X_batch: np.ndarray, y_batch: np.ndarray) -> np.ndarray:
+        def transform(model: Model, X_batch: np.ndarray, y_given: np.ndarray):
+            y_batch = y_given
             if outer is not None:  # an outer defense's transform comes first
-                X_batch = outer(model, X_batch, y_batch)
-            return adversarial_batch(model, X_batch, y_batch)
+                X_batch, y_batch = split_transformed(outer(model, X_batch, y_batch), y_batch)
+            X_new, y_new = adversarial_batch(model, X_batch, y_batch)
+            return X_new if y_new is y_given else (X_new, y_new)  # labels only if changed
 
         self.fit_inner(
             X,
@@ -440,13 +488,44 @@ class AdversariallyTrained(WrappedModel):
         )
         return self
 
+    def set_state(self, state: dict[str, np.ndarray]) -> AdversariallyTrained:
+        """Restore the inner model (its noise class switched on with ``eps_reject``)."""
+        self.configure_inner()
+        return super().set_state(state)
+
+
+def split_transformed(result: Any, y_batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A batch transform's ``X'`` or ``(X', y')`` as ``(X', y')`` (``y'`` = ``y_batch``
+    for a transform that returns inputs only)."""
+    if isinstance(result, tuple):
+        return result
+    return result, y_batch
+
+
+def _training_adversarials(attack: Attack, bounds: tuple[float, float]):
+    """``f(model, X, y, eps, rng)``: adversarials at ``eps`` (a fraction of the range, one
+    number or one per sample) by the attack's fused ``training_adversarials`` where it has
+    one (``pgd``, ``fgsm``), else by ``perturb`` (at the first sample's ε)."""
+    span = bounds[1] - bounds[0]
+    fused = getattr(attack, "training_adversarials", None)
+    if fused is not None:
+        return lambda model, X, y, eps, rng: fused(model, X, y, np.asarray(eps) * span, bounds, rng)
+
+    def perturbed(model: Model, X: np.ndarray, y: np.ndarray, eps: Any, rng: Any) -> np.ndarray:
+        eps = float(np.ravel(eps)[0])
+        return attack.perturb(model, X, y, eps, bounds=bounds, random_state=rng).adversarials[0]
+
+    return perturbed
+
 
 class AdversarialTrainingDefense(Defense):
     """PGD adversarial training (Madry et al.) for models that train on transformed batches.
 
     ``attack`` is any attack spec (default ``pgd``); ``steps`` and ``step_size`` (a fraction
     of ``eps``) go to it where it takes them; ``eps`` is a fraction of the data's range;
-    ``ratio`` of each batch is replaced.
+    ``ratio`` of each batch is replaced. ``eps_reject`` (models with a noise class):
+    a ``reject_ratio`` of the adversarials is made at a radius in (eps, eps_reject] and
+    trained towards REJECT (Stutz et al.'s confidence-calibrated adversarial training idea).
     """
 
     requires = frozenset({BATCH_TRANSFORM})
@@ -458,6 +537,8 @@ class AdversarialTrainingDefense(Defense):
         steps: int = 10,
         step_size: float | None = 0.25,
         ratio: float = 1.0,
+        eps_reject: float | None = None,
+        reject_ratio: float = 0.3,
         random_state=None,
     ):
         self.attack = attack
@@ -465,7 +546,13 @@ class AdversarialTrainingDefense(Defense):
         self.steps = steps
         self.step_size = step_size
         self.ratio = ratio
+        self.eps_reject = eps_reject
+        self.reject_ratio = reject_ratio
         self.random_state = random_state
+
+    def validate(self) -> None:
+        """The checks of the defended model's parameters (before any training)."""
+        AdversariallyTrained(**self.get_params()).make_attack()
 
     def _apply(self, model: Model) -> Model:
         defended = AdversariallyTrained(model=clone(model), **self.get_params())
@@ -473,6 +560,7 @@ class AdversarialTrainingDefense(Defense):
         require_capabilities(
             model, attack.requires, f"adversarial-training's attack {self.attack!r}"
         )
+        defended.configure_inner()
         return defended
 
 
@@ -545,10 +633,13 @@ class IBPTrainingDefense(Defense):
 
 @hookimpl
 def register_defenses(register):
-    """Register ``none``, ``reject``, ``gaussian-augment``, ``adversarial-training`` and
-    ``ibp-training``."""
+    """Register ``none``, ``reject``, ``gaussian-augment``, ``adversarial-training``,
+    ``ibp-training`` and ``trades``."""
+    from .trades import TradesDefense  # it uses this module's parameter checks
+
     register("none", NoDefense)
     register("reject", RejectDefense)
     register("gaussian-augment", GaussianAugmentDefense)
     register("adversarial-training", AdversarialTrainingDefense)
     register("ibp-training", IBPTrainingDefense)
+    register("trades", TradesDefense)

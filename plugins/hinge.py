@@ -14,7 +14,7 @@ import numpy as np
 
 from robustkit import hookimpl
 from robustkit.certify import Affine, LinearHead, ReLU
-from robustkit.interfaces import IBP_TRAINING
+from robustkit.interfaces import IBP_TRAINING, TRADES_TRAINING
 
 from ._numpy_net import FlatParameters, NumpyNetwork, Step, he_normal, outer_product
 
@@ -94,10 +94,10 @@ class HingeNetwork(NumpyNetwork):
     centred and optionally reduced by a deterministic PCA (``pca`` components) inside the
     model, so input gradients reach the raw pixels. ``noise_std`` adds Gaussian noise (in
     [0, 1] units) to training inputs. It can also train on IBP worst-case margins
-    (``fit(..., ibp=IBPTraining(...))``).
+    (``fit(..., ibp=IBPTraining(...))``) and with a TRADES term (``fit(..., trades=...)``).
     """
 
-    capabilities = NumpyNetwork.capabilities | {IBP_TRAINING}
+    capabilities = NumpyNetwork.capabilities | {IBP_TRAINING, TRADES_TRAINING}
 
     def __init__(
         self,
@@ -160,6 +160,19 @@ class HingeNetwork(NumpyNetwork):
         grad_hidden = grad_out @ w["W2"].T
         grad_hidden *= cache > 0
         return grad_hidden @ w["W1"].T
+
+    def _weight_gradients(
+        self, w: dict[str, np.ndarray], Z: np.ndarray, cache: Any, grad_out: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """d(Σ grad_out·scores)/d(W1, b1, W2, b2) (``cache``: the hidden pre-activations)."""
+        active = cache > 0
+        grad_hidden = (grad_out @ w["W2"].T) * active
+        return {
+            "W1": Z.T @ grad_hidden,
+            "b1": grad_hidden.sum(axis=0),
+            "W2": (cache * active).T @ grad_out,
+            "b2": grad_out.sum(axis=0),
+        }
 
     def _targets(self, y_index: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """One-hot rows over every output unit (the noise unit included)."""

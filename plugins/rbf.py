@@ -15,7 +15,7 @@ import numpy as np
 
 from robustkit import hookimpl
 from robustkit.certify import GELU, GELU_ARGMIN, Affine, RBFHead
-from robustkit.interfaces import IBP_TRAINING
+from robustkit.interfaces import IBP_TRAINING, TRADES_TRAINING
 
 from ._numpy_net import (
     FlatParameters,
@@ -182,7 +182,7 @@ class RBFNetwork(NumpyNetwork):
     train on IBP worst-case distances (``fit(..., ibp=IBPTraining(...))``).
     """
 
-    capabilities = NumpyNetwork.capabilities | {IBP_TRAINING}
+    capabilities = NumpyNetwork.capabilities | {IBP_TRAINING, TRADES_TRAINING}
 
     def __init__(
         self,
@@ -260,6 +260,17 @@ class RBFNetwork(NumpyNetwork):
         grad_act -= grad_out @ w["centres"]
         grad_act *= 2.0 * gelu_derivative(pre)
         return grad_act @ w["W1"].T
+
+    def _weight_gradients(
+        self, w: dict[str, np.ndarray], Z: np.ndarray, cache: Any, grad_out: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """d(Σ grad_out·distances)/d(W1, b1, centres): d d_i/dh = 2(h − c_i) = −d d_i/dc_i."""
+        pre, act = cache
+        grad_act = act * grad_out.sum(axis=1, keepdims=True)
+        grad_act -= grad_out @ w["centres"]
+        grad_act *= 2.0 * gelu_derivative(pre)
+        centres = w["centres"] * grad_out.sum(axis=0)[:, None] - grad_out.T @ act
+        return {"W1": Z.T @ grad_act, "b1": grad_act.sum(axis=0), "centres": 2.0 * centres}
 
     def _targets(self, y_index: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """[one-hot | 1 − one-hot] rows; a REJECT sample's one-hot part is all zeros."""

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -39,6 +39,9 @@ CERTIFIABLE = "certifiable"
 BATCH_TRANSFORM = "batch_transform"
 #: Capability: ``fit`` takes ``ibp=IBPTraining(...)`` and trains on IBP worst-case margins.
 IBP_TRAINING = "ibp_training"
+#: Capability: ``fit`` takes ``trades=term`` (a ``RobustnessTerm``) and adds its penalty
+#: between clean and adversarial scores to every minibatch's loss (TRADES).
+TRADES_TRAINING = "trades_training"
 
 #: Attack kinds: follows input gradients, queries scores only, or a baseline (random noise).
 GRADIENT_ATTACK = "gradient"
@@ -52,10 +55,11 @@ NORMS = (LINF, L2)
 
 #: Called once per epoch by ``Model.fit`` with the epoch's history record.
 EpochCallback = Callable[[dict[str, float]], None]
-#: ``batch_transform(model, X_batch, y_batch) -> X_batch'``: with ``BATCH_TRANSFORM``,
-#: ``fit`` calls it on every minibatch of raw inputs while ``model`` predicts with the
-#: current weights (adversarial training replaces the batch by adversarials).
-BatchTransform = Callable[[Any, np.ndarray, np.ndarray], np.ndarray]
+#: ``batch_transform(model, X_batch, y_batch) -> X_batch'`` or ``(X_batch', y_batch')``:
+#: with ``BATCH_TRANSFORM``, ``fit`` calls it on every minibatch of raw inputs while
+#: ``model`` predicts with the current weights, and trains on what it returns (adversarial
+#: training replaces the batch by adversarials; with new labels, e.g. REJECT, it relabels).
+BatchTransform = Callable[[Any, np.ndarray, np.ndarray], np.ndarray | tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,31 @@ class IBPTraining:
         """(radius, κ) for ``epoch`` (1-based) of ``epochs``."""
         t = min(1.0, epoch / max(1, round(self.ramp * epochs)))
         return t * self.radius, 1.0 - t * (1.0 - self.kappa)
+
+
+@runtime_checkable
+class RobustnessTerm(Protocol):
+    """What ``fit(..., trades=term)`` calls on every minibatch (the ``trades_training``
+    capability; the ``trades`` defense passes one).
+
+    With the weights of that moment, the model's ``fit`` gets the batch's adversarial
+    points ``X_adv = term.adversarial(model, X_batch, y_batch)`` (raw inputs), computes
+    its class scores ``s`` on ``X_batch`` and ``s'`` on ``X_adv`` (``decision_function``'s
+    columns), calls ``value, grad_clean, grad_adv = term.penalty(s, s')`` (per-sample
+    penalty (n,) and its gradients (n, n_classes) on ``s`` and ``s'``) and trains on the
+    batch mean of its own loss at ``X_batch`` plus ``value``: ``grad_clean`` flows back
+    through the clean pass, ``grad_adv`` through the adversarial one.
+    """
+
+    def adversarial(self, model: Any, X_batch: np.ndarray, y_batch: np.ndarray) -> np.ndarray:
+        """The points (raw inputs, the batch's shape) at which the penalty is taken."""
+        ...
+
+    def penalty(
+        self, clean_scores: np.ndarray, adversarial_scores: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-sample penalty (n,) and its gradients on the clean and adversarial scores."""
+        ...
 
 
 def capabilities_of(obj: Any) -> frozenset[str]:

@@ -150,3 +150,190 @@ def test_cli_refuses_a_bad_ratio_before_training(monkeypatch):
     result = CliRunner().invoke(cli, ["eval", "--model", "hinge", "--defense", spec, "--no-cache"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "ratio must be a number in (0, 1]" in result.output
+
+
+# ------------------------------------------------------------------ the fused training PGD
+
+
+class CountingHinge(HingeNetwork):
+    """A hinge network that counts its forward passes (fused ones and the others)."""
+
+    def decision_and_gradient(self, X, weights):
+        self.passes = getattr(self, "passes", 0) + 1
+        return super().decision_and_gradient(X, weights)
+
+    def decision_function(self, X):
+        self.passes = getattr(self, "passes", 0) + 1
+        return super().decision_function(X)
+
+
+def test_training_pgd_takes_one_fused_pass_per_step_and_stays_in_each_ball(digits):
+    X, y = digits[0][:200], digits[1][:200]
+    model = CountingHinge(hidden=16, epochs=2, random_state=0).fit(X, y)
+    model.passes = 0
+    attack = create("attack", "pgd", loss="margin", steps=7, step_size=0.25)
+    radii = np.linspace(0.5, 3.0, len(X))
+    adv = attack.training_adversarials(model, X, y, radii, (0.0, 16.0), np.random.default_rng(0))
+    assert model.passes == 7
+    assert (np.abs(adv - X).max(axis=1) <= radii + 1e-5).all()
+    assert adv.min() >= 0 and adv.max() <= 16
+    assert np.mean(model.predict(adv) == y) < np.mean(model.predict(X) == y) - 0.2
+
+
+def test_one_training_pgd_step_is_the_margin_sign_step(digits):
+    X, y = digits[0][:100], digits[1][:100]
+    fitted = HingeNetwork(hidden=16, epochs=2, random_state=0).fit(X, y)
+    attack = create("attack", "pgd", loss="margin", steps=1, step_size=1.0, random_start=False)
+    for model in (fitted, LinearModel(random_state=0).fit(X, y)):  # fused and two-pass
+        adv = attack.training_adversarials(model, X, y, 1.6, (0.0, 16.0), None)
+        scores = model.decision_function(X)
+        rows = np.arange(len(y))
+        rival = np.where(np.eye(10, dtype=bool)[y], -np.inf, scores).argmax(axis=1)
+        grad_scores = np.zeros_like(scores)
+        grad_scores[rows, rival], grad_scores[rows, y] = 1.0, -1.0
+        expected = np.clip(X + 1.6 * np.sign(model.decision_gradient(X, grad_scores)), 0, 16)
+        np.testing.assert_allclose(adv, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("network", [HingeNetwork, RBFNetwork])
+def test_adversarial_training_is_reproducible(digits, network):
+    X, y = digits[0][:300], digits[1][:300]
+
+    def trained(seed, **params):
+        defense = AdversarialTrainingDefense(eps=0.1, steps=3, random_state=seed, **params)
+        return defense.apply(network(hidden=8, epochs=2, random_state=0)).fit(X, y)
+
+    for params in ({}, {"eps_reject": 0.3, "ratio": 0.5}):
+        first, second, other = trained(0, **params), trained(0, **params), trained(1, **params)
+        for name, weight in first.model.weights_.items():
+            np.testing.assert_array_equal(weight, second.model.weights_[name])
+        assert not np.array_equal(first.model.weights_["W1"], other.model.weights_["W1"])
+
+
+# ------------------------------------------------------------------ relabelling transforms
+
+
+def test_a_transform_returning_labels_relabels_the_batch(digits):
+    X, y = digits[0][:256], digits[1][:256]
+    seen = []
+
+    def all_noise(model, X_batch, y_batch):
+        seen.append(len(X_batch))
+        return X_batch, np.full(len(y_batch), REJECT)
+
+    model = HingeNetwork(hidden=16, epochs=5, reject=True, random_state=0)
+    model.fit(X, y, batch_transform=all_noise)
+    assert (model.predict(X) == REJECT).all()  # it learnt only the noise class
+    assert list(model.classes_) == list(range(10)) and sum(seen) == 5 * len(X)
+    with pytest.raises(RobustkitError, match="batch_transform must return 64 labels"):
+        HingeNetwork(epochs=1, batch_size=64, reject=True).fit(
+            X, y, batch_transform=lambda m, Xb, yb: (Xb, yb[:3])
+        )
+    with pytest.raises(RobustkitError, match="REJECT"):  # REJECT needs the noise class
+        HingeNetwork(epochs=1).fit(X, y, batch_transform=all_noise)
+
+
+class RelabellingTransformModel(RecordingTransformModel):
+    """A third-party model taking (X', y') from its batch_transform."""
+
+    def fit(self, X, y, *, eval_set=None, callback=None, batch_transform=None):
+        super().fit(X, y, batch_transform=batch_transform)
+        result = self.transformed_[1]
+        self.transformed_ = (
+            self.transformed_[0],
+            *(result if isinstance(result, tuple) else (result, y)),
+        )
+        return self
+
+
+def test_ccat_labels_the_far_adversarials_reject_within_eps_reject():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 10, (200, 4))
+    y = np.arange(200) % 2
+    defense = AdversarialTrainingDefense(eps=0.1, eps_reject=0.4, reject_ratio=0.25, random_state=0)
+    model = defense.apply(RelabellingTransformModel(random_state=0))
+    assert model.model.reject is True  # the noise class is switched on
+    model.fit(X, y)
+    before, after, labels = model.model.transformed_
+    far = labels == REJECT
+    assert far.sum() == 50
+    distance = np.abs(after - before).max(axis=1)
+    span = X.max() - X.min()
+    assert (distance[~far] <= 0.1 * span + 1e-9).all()
+    assert (distance[far] <= 0.4 * span + 1e-9).all() and distance[far].max() > 0.1 * span
+    np.testing.assert_array_equal(labels[~far], y[~far])
+
+
+def test_ccat_rejects_more_large_eps_adversarials_than_adversarial_training(digits):
+    X, y = digits
+    X_train, y_train, X_test, y_test = X[:1300], y[:1300], X[1300:], y[1300:]
+    attack = create("attack", "pgd", loss="margin", steps=20)
+
+    def trained(**params):
+        defense = create(
+            "defense", "adversarial-training", attack="pgd:loss=margin", random_state=0, **params
+        )
+        return defense.apply(HingeNetwork(hidden=32, epochs=8, random_state=0)).fit(
+            X_train, y_train
+        )
+
+    def outcome(model, eps):
+        adv = attack.perturb(model, X_test, y_test, eps, bounds=(0, 16), random_state=0)
+        predicted = model.predict(adv.adversarials[0])
+        return np.mean(predicted == REJECT), np.mean((predicted != y_test) & (predicted != REJECT))
+
+    plain, ccat = trained(), trained(eps_reject=0.3)
+    (plain_rejected, plain_evaded), (ccat_rejected, ccat_evaded) = (
+        outcome(plain, 0.3),
+        outcome(ccat, 0.3),
+    )
+    assert ccat_rejected > plain_rejected + 0.2 and ccat_evaded < plain_evaded - 0.2
+    clean = ccat.predict(X_test)
+    assert np.mean(clean == y_test) > 0.75 and np.mean(clean == REJECT) < 0.1
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"eps_reject": 0.1}, r"eps_reject must be a number in \(eps, 1\] = \(0.1, 1\]"),
+        ({"eps_reject": 0.05}, r"eps_reject must be a number in \(eps, 1\]"),
+        ({"eps_reject": 1.5}, r"eps_reject must be a number in \(eps, 1\]"),
+        ({"eps_reject": 0.3, "reject_ratio": 0}, r"reject_ratio must be a number in \(0, 1\]"),
+        ({"eps_reject": 0.3, "reject_ratio": 2}, r"reject_ratio must be a number in \(0, 1\]"),
+    ],
+)
+def test_bad_ccat_parameters_fail_at_apply(params, message):
+    with pytest.raises(RobustkitError, match=message):
+        AdversarialTrainingDefense(**params).apply(HingeNetwork())
+
+
+def test_ccat_needs_a_noise_class():
+    reject_defended = create("defense", "reject").apply(HingeNetwork())  # no NOISE_CLASS left
+    with pytest.raises(CapabilityError, match="eps_reject needs noise_class"):
+        AdversarialTrainingDefense(eps_reject=0.3).apply(reject_defended)
+
+
+def test_cli_refuses_eps_reject_below_eps_before_training(monkeypatch):
+    monkeypatch.setattr(harness, "_fit", lambda *a: pytest.fail("trained"))
+    spec = "adversarial-training:eps=0.2,eps_reject=0.1"
+    result = CliRunner().invoke(cli, ["eval", "--model", "rbf", "--defense", spec, "--no-cache"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "eps_reject must be a number in (eps, 1]" in result.output
+
+
+def test_an_outer_transform_s_labels_reach_the_model():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 10, (40, 4))
+    y = np.arange(40) % 2
+    model = AdversarialTrainingDefense(eps=0.1, random_state=0).apply(
+        RelabellingTransformModel(reject=True, random_state=0)
+    )
+
+    def outer(model, X_batch, y_batch):  # e.g. another defense marking the last rows noise
+        return X_batch, np.where(np.arange(len(y_batch)) >= 30, REJECT, y_batch)
+
+    model.fit(X, y, batch_transform=outer)
+    before, after, labels = model.model.transformed_
+    assert (labels[30:] == REJECT).all() and (labels[:30] == y[:30]).all()
+    np.testing.assert_array_equal(after[30:], before[30:])  # noise rows are not attacked
+    assert (after[:30] != before[:30]).any()

@@ -3,6 +3,7 @@
 import pytest
 
 import robustkit
+from robustkit.grid import PluginSpec
 from robustkit.testing import check_attack, check_defense, check_model
 
 MODELS = ["hinge", "rbf"]
@@ -15,11 +16,22 @@ def test_builtin_models_meet_the_model_contract(name, reject):
 
 
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("defense", ["none", "reject", "gaussian-augment", "adversarial-training"])
+@pytest.mark.parametrize(
+    "defense",
+    [
+        "none",
+        "reject",
+        "gaussian-augment",
+        "adversarial-training",
+        "adversarial-training:eps_reject=0.3",
+        "trades:steps=3",
+    ],
+)
 def test_builtin_defenses_meet_the_contract_on_builtin_models(model, defense):
-    params = {} if defense == "none" else {"random_state": 0}
+    spec = PluginSpec.coerce(defense, "defense")
+    params = dict(spec.params) if spec.name == "none" else {**spec.params, "random_state": 0}
     check_defense(
-        robustkit.create("defense", defense, **params),
+        robustkit.create("defense", spec.name, **params),
         model=robustkit.create("model", model, epochs=3, random_state=0),
     )
 
