@@ -211,10 +211,14 @@ def test_defended_grids_follow_capabilities(reproduce):
     assert [m.name for m in grids["none"].models] == ["hinge", "rbf"]
     assert grids["none"].certify == "crown" and grids["none"].samples == "first"
     assert [a.params.get("reject_aware") for a in grids["reject"].attacks] == [None, True]
-    # ibp-training only for models with the ibp_training capability, at its own lr
-    for model in grids["ibp"].models:
-        assert defended.supported(grids["ibp"].defenses[0], model)
-        assert model.params["lr"] == 0.05
+    # robust training only for models with the capability, on the raw pixels
+    for key in ("ibp", "adversarial"):
+        assert grids[key].models, key
+        for model in grids[key].models:
+            assert defended.supported(grids[key].defenses[0], model)
+            assert model.params["pca"] is None
+    rbf = next(m for m in grids["adversarial"].models if m.name == "rbf")
+    assert rbf.params["lr"] == 0.03
     quick = defended.defense_grid("none", "unused", quick=True)
     assert quick.n_samples < grids["none"].n_samples
 

@@ -286,11 +286,12 @@ def strength_table(
                 if ours:
                     row[5], row[8] = 100 * mine[k].mean(), my_seconds
                 attack = reference_attack(spec, copy, eps, n_classes) if copy else None
-                key = (
-                    f"{split.name}-{name}-{weights_digest(model)}-{spec}-{eps}-{len(X)}"
-                    f"-t{reference_threads()}"
-                )
-                path = cache_dir / f"reference-{key}.npz"
+                if attack is not None:
+                    key = (
+                        f"{split.name}-{name}-{weights_digest(model)}-{spec}-{eps}-{len(X)}"
+                        f"-t{reference_threads()}"
+                    )
+                    path = cache_dir / f"reference-{key}.npz"
                 if attack is not None and (path.exists() or not cached_only):
                     theirs, their_seconds = cached_reference(
                         path, attack, copy, X, y, split.bounds, split.image_shape
