@@ -50,8 +50,9 @@ EVAL_CHUNK = 4096
 MANY_ROWS = 4096
 #: From this many multiply-adds in a training step's first-layer GEMM (batch × inputs ×
 #: hidden) on, the SGD loop runs on two BLAS threads, below on one (bench_networks.py:
-#: batch 1024 at 128 × 150 gains ~30 % from a second thread, batch 128 ~8-10 %, idle).
-TWO_THREAD_WORK = 2_000_000
+#: batch 1024 at 128 × 150 gains ~30 % from a second thread; batch 128 gains 5-10 % on an
+#: idle machine but loses several times over when parallel grid workers share the cores).
+TWO_THREAD_WORK = 8_000_000
 #: The input transform's backward GEMM skips the rows whose gradient is zero once at most
 #: this fraction of rows has one (FGSM on the hinge loss: 67 % of Fashion-MNIST's test
 #: rows have a zero loss after 2 epochs, 77 % after 15).
