@@ -344,6 +344,12 @@ def _fraction(name: str, value: Any) -> float:
     return float(value)
 
 
+def training_bounds(X: np.ndarray, hooks: dict[str, Any]) -> tuple[float, float]:
+    """The data's bounds the harness passed to ``fit`` (taken out of ``hooks``), else the
+    training data's min and max."""
+    return hooks.pop("bounds", None) or (float(X.min()), float(X.max()))
+
+
 def training_attack(spec: str, steps: int, step_size: float | None) -> Attack:
     """The attack of ``spec`` (e.g. ``"pgd:loss=margin"``) with ``steps`` and ``step_size``
     where it takes them and the spec does not set them."""
@@ -445,7 +451,7 @@ class AdversariallyTrained(WrappedModel):
         require_capabilities(self.model, attack.requires, "adversarial-training's attack")
         outer = hooks.pop("batch_transform", None)
         X, y = np.asarray(X), np.asarray(y)
-        bounds = hooks.pop("bounds", None) or (float(X.min()), float(X.max()))
+        bounds = training_bounds(X, hooks)
         adversarials = _training_adversarials(attack, bounds)
         rng = np.random.default_rng(self.random_state)
         eps, ratio, eps_reject = float(self.eps), float(self.ratio), self.eps_reject
@@ -605,7 +611,7 @@ class IBPTrained(WrappedModel):
         """Train the inner model on its IBP worst-case loss; return self."""
         self.validate()
         X = np.asarray(X)
-        lo, hi = hooks.pop("bounds", None) or (float(X.min()), float(X.max()))
+        lo, hi = training_bounds(X, hooks)
         spec = IBPTraining(float(self.eps) * (hi - lo), (lo, hi), float(self.kappa), self.ramp)
         self.fit_inner(
             X, y, eval_set=eval_set, callback=callback, bounds=(lo, hi), **hooks, ibp=spec

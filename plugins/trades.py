@@ -23,7 +23,7 @@ from robustkit.interfaces import TRADES_TRAINING, EpochCallback
 from robustkit.params import check_int
 from robustkit.wrapping import WrappedModel
 
-from .defenses import _fraction, _is_number
+from .defenses import _fraction, _is_number, training_bounds
 
 #: TRADES's random start: Gaussian of this standard deviation, as a fraction of the range.
 START_STD = 0.001
@@ -141,7 +141,7 @@ class TradesTrained(WrappedModel):
         """Train the inner model with the TRADES term on every minibatch; return self."""
         check_trades_params(self.beta, self.eps, self.steps, self.step_size)
         X = np.asarray(X)
-        lo, hi = hooks.pop("bounds", None) or (float(X.min()), float(X.max()))
+        lo, hi = training_bounds(X, hooks)
         radius = float(self.eps) * (hi - lo)
         term = TradesTerm(
             beta=float(self.beta),
