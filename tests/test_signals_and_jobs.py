@@ -39,6 +39,9 @@ def _start(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group, as a shell job would be
+        # Ctrl-C as at a terminal, even when pytest itself runs as a background job (which
+        # inherits SIGINT ignored, and Python then keeps ignoring it)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     parent = psutil.Process(process.pid)
     deadline = time.monotonic() + 90
