@@ -125,3 +125,24 @@ def test_shared_training_data_goes_to_every_worker_once(local_cluster, monkeypat
     results = run_on_dask(_row_sum, [(X, i) for i in range(4)], local_cluster, 2)
     assert results == [float(row.sum()) for row in X]
     assert calls == [("list", True)]  # one broadcast of [X], no per-cell copies
+
+
+def _allocator_setting():
+    import os
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_the_local_cluster_gives_the_local_rows_with_glibcs_default_allocator(monkeypatch):
+    pytest.importorskip("distributed", reason="dask[distributed] is not installed (the dask extra)")
+    from robustkit.dask_backend import local_client
+
+    # A nanny also sets its worker environment in its own process: the module's other
+    # cluster has left it in this one, and workers inherit it.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    grid = {**GRID, "model": ["hinge:epochs=2"], "attack": ["fgsm"], "defense": ["none"]}
+    remote = robustkit.evaluate(**grid, backend="dask", jobs=1)
+    assert _rows(remote.rows) == _rows(robustkit.evaluate(**grid).rows)
+    # Dask's nanny default (65536) turns off glibc's adaptive mmap threshold: a page
+    # fault for every fresh temporary array.
+    assert set(local_client(1).run(_allocator_setting).values()) == {None}
