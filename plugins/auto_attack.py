@@ -161,7 +161,8 @@ class AutoAttack(Attack):
         ce_runner = runners[0][1]
         square_seed = int(rng.integers(2**63 - 1))
         adversarials = np.empty((len(radii), *X.shape), dtype=X.dtype)
-        broken_by = np.full((len(radii), len(X)), "", dtype=f"<U{max(map(len, MEMBERS))}")
+        # Python strings (8 bytes a sample), so that each extra ε costs its adversarial batch.
+        broken_by = np.full((len(radii), len(X)), "", dtype=object)
         broken_by[:, ce_runner.clean_won] = CLEAN
         seconds = dict.fromkeys(MEMBERS, 0.0)
         square_rows = []  # (radius index, samples still robust) for Square, after the others
