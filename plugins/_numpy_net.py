@@ -39,6 +39,8 @@ from robustkit.interfaces import (
 )
 from robustkit.params import check_int
 
+from . import _blocked as blocked
+
 #: A compiled SGD step: updates the parameters in place from one batch (inputs, targets).
 Step = Callable[[np.ndarray, np.ndarray], None]
 
@@ -246,7 +248,7 @@ class InputTransform:
         if self.components is None:
             out = np.multiply(X, self._weights, out=out, dtype=self._weights.dtype)
         else:
-            out = np.matmul(X, self._weights, out=out, dtype=self._weights.dtype)
+            out = blocked.matmul(X, self._weights, out=out, dtype=self._weights.dtype)
         out += self._bias
         return out
 
@@ -294,13 +296,13 @@ class InputTransform:
         live = grad.any(axis=1)
         n_live = int(np.count_nonzero(live))
         if n_live > SPARSE_ROWS * len(grad):
-            return np.matmul(grad, self._weights.T, out=out)
+            return blocked.matmul(grad, self._weights.T, out=out)
         if out is None:
             out = np.zeros((len(grad), len(self._weights)), np.result_type(grad, self._weights))
         else:
             out[~live] = 0.0
         if n_live:
-            out[live] = grad[live] @ self._weights.T
+            out[live] = blocked.matmul(grad[live], self._weights.T)
         return out
 
     def get_state(self) -> dict[str, np.ndarray]:

@@ -11,7 +11,8 @@ it is classified wrong and not rejected, whatever the target.
 
 Speed: each sample leaves the search as soon as it is broken (the active set shrinks
 every iteration), the scores of an iterate serve both the success test and the loss, and
-no gradient is computed for a sample once it is broken.
+no gradient is computed for a sample once it is broken. The targets and restarts of the
+samples left run side by side in one search (``RUN_ROWS``), each from its own start.
 """
 
 from __future__ import annotations
@@ -27,13 +28,17 @@ from robustkit.interfaces import LINF, check_norm, project
 from robustkit.params import check_int
 
 from ._losses import attack_won, check_loss, score_loss
-from .gradient_attacks import _columns_of, per_sample, steepest_direction, unit_noise
+from .gradient_attacks import _columns_of, per_sample, sign_of, steepest_direction, unit_noise
 
 #: Momentum weight of the new step (1 − α goes to the previous step).
 ALPHA = 0.75
-#: Samples per APGD run: small enough that a step's arrays stay in cache and below the
-#: size at which the numpy networks use every BLAS thread (slower on a busy machine).
+#: Samples per APGD run: a bounded working set whatever the batch size.
 CHUNK = 1024
+#: Rows of one search: the runs (targets, restarts) of a chunk's samples go in together,
+#: up to this many (sample, run) rows, so that the numpy networks' products are large
+#: enough to share out over the cores (``_blocked``), and below the size from which
+#: their other products take every BLAS thread (slower on a busy machine).
+RUN_ROWS = 3 * CHUNK
 #: Checkpoint schedule as fractions of the budget: first interval, shrink, floor.
 FIRST_INTERVAL, INTERVAL_SHRINK, MIN_INTERVAL = 0.22, 0.03, 0.06
 
@@ -192,8 +197,11 @@ def apgd_search(
 ) -> np.ndarray:
     """One APGD run on the samples ``rows`` of ``X`` from ``start`` (their rows).
 
-    Writes each broken sample's first successful point, and each surviving sample's
-    highest-loss point, into ``out[rows]``; returns the mask (over ``rows``) of the broken.
+    ``rows`` may repeat a sample (several targets or restarts at once, one per row of
+    ``start``); a sample leaves with all its runs as soon as one breaks it. Writes each
+    broken sample's first successful point, and each surviving sample's highest-loss
+    point (of its last run), into ``out``; returns the mask (over ``rows``) of the runs
+    that broke their sample.
     """
     broken = np.zeros(len(rows), dtype=bool)
     search = _Search(X, rows, radius, bounds, norm)
@@ -202,14 +210,22 @@ def apgd_search(
     if target_cols is not None:
         s["target"] = target_cols
 
+    repeated = len(np.unique(rows)) < len(rows)
+
     def evaluate() -> tuple[np.ndarray, np.ndarray]:
-        """Loss and gradient at the iterate; broken samples leave the search first."""
+        """Loss and gradient at the iterate; broken samples leave the search first (with
+        every other run on the same sample, where ``rows`` repeat)."""
         won, value, grad = scorer.evaluate(loss, s["x"], search.batch_rows, s.get("target"))
         if won.any():
             s.pop("spare", None)  # scratch: not worth compacting
-            out[search.batch_rows[won]] = s["x"][won]
+            batch_rows = search.batch_rows
+            out[batch_rows[won]] = s["x"][won]
             broken[s["pos"][won]] = True
-            search.keep(~won)
+            leave = np.isin(batch_rows, batch_rows[won]) if repeated else won
+            if repeated:
+                stay = ~leave[~won]
+                value, grad = value[stay], grad[stay]
+            search.keep(~leave)
         return value, grad
 
     value, grad = evaluate()
@@ -236,7 +252,7 @@ def apgd_search(
         if z is None:
             z = np.empty_like(x)
         if norm == LINF:
-            np.sign(s["grad"], out=z)
+            sign_of(s["grad"], out=z)
         else:
             z[...] = steepest_direction(s["grad"], norm)
         z *= per_sample(s["step"], z)
@@ -257,9 +273,10 @@ def apgd_search(
         s["value"], s["grad"] = value, grad
         improved = value > s["best_value"]
         if improved.any():
-            s["best"][improved] = s["x"][improved]
-            s["best_grad"][improved] = grad[improved]
-            s["best_value"][improved] = value[improved]
+            rows = improved[:, None]  # in place, without gathering the rows
+            np.copyto(s["best"], s["x"], where=rows)
+            np.copyto(s["best_grad"], grad, where=rows)
+            np.copyto(s["best_value"], value, where=improved)
         if iteration in marks:
             stalled = s["rises"] <= rho * (iteration - last_mark)
             stuck = ~s["reduced"] & (s["best_at_checkpoint"] >= s["best_value"])
@@ -269,9 +286,10 @@ def apgd_search(
             s["rises"][:] = 0
             if halve.any():  # halve the step and restart from the best point, no momentum
                 s["step"][halve] /= 2.0
-                s["x"][halve] = s["best"][halve]
-                s["previous"][halve] = s["best"][halve]
-                s["grad"][halve] = s["best_grad"][halve]
+                rows = halve[:, None]
+                np.copyto(s["x"], s["best"], where=rows)
+                np.copyto(s["previous"], s["best"], where=rows)
+                np.copyto(s["grad"], s["best_grad"], where=rows)
             last_mark = iteration
     if len(s["pos"]):
         out[search.batch_rows] = s["best"]
@@ -428,35 +446,45 @@ class ApgdRunner:
     ) -> np.ndarray:
         """Attack ``rows`` within ``radius``, writing into ``out``; return the broken mask.
 
-        The random starts depend on the seed, the run and the samples attacked only, so a
+        The runs (each target, each restart) go in groups of at most ``RUN_ROWS``
+        (sample, run) rows, each group on the samples the earlier ones left robust. The
+        random starts depend on the seed, the run and the samples attacked only, so a
         budget's result does not depend on the other budgets.
         """
         broken = np.zeros(len(self.X), dtype=bool)
         n_targets = 1 if self.targets is None else self.targets.shape[1]
+        runs = [(t, r) for t in range(n_targets) for r in range(self.restarts)]  # (target, restart)
         n_chunks = -(-len(rows) // CHUNK)
         for chunk, chunk_rows in enumerate(np.array_split(rows, max(n_chunks, 1))):
-            for target in range(n_targets):
-                for restart in range(self.restarts):
-                    active = chunk_rows[~broken[chunk_rows]]
-                    if not len(active):
-                        break
-                    starts = self._starts(active, radius, (chunk, target, restart))
-                    targets = None if self.targets is None else self.targets[active, target]
-                    won = apgd_search(
-                        self.scorer,
-                        self.loss,
-                        self.X,
-                        active,
-                        starts,
-                        radius,
-                        bounds,
-                        self.norm,
-                        self.steps,
-                        self.rho,
-                        out,
-                        targets,
-                    )
-                    broken[active[won]] = True
+            done = 0
+            while done < len(runs):
+                active = chunk_rows[~broken[chunk_rows]]
+                if not len(active):
+                    break
+                group = runs[done : done + max(RUN_ROWS // len(active), 1)]
+                done += len(group)
+                run_rows = np.tile(active, len(group))
+                starts = np.concatenate(
+                    [self._starts(active, radius, (chunk, *run)) for run in group]
+                )
+                targets = None
+                if self.targets is not None:
+                    targets = np.concatenate([self.targets[active, target] for target, _ in group])
+                won = apgd_search(
+                    self.scorer,
+                    self.loss,
+                    self.X,
+                    run_rows,
+                    starts,
+                    radius,
+                    bounds,
+                    self.norm,
+                    self.steps,
+                    self.rho,
+                    out,
+                    targets,
+                )
+                broken[run_rows[won]] = True
         return broken
 
     def _starts(self, rows: np.ndarray, radius: float, run: tuple[int, int, int]) -> np.ndarray:

@@ -16,6 +16,7 @@ from robustkit import hookimpl
 from robustkit.certify import Affine, LinearHead, ReLU
 from robustkit.interfaces import IBP_TRAINING, TRADES_TRAINING
 
+from . import _blocked as blocked
 from ._numpy_net import FlatParameters, NumpyNetwork, Step, he_normal, outer_product
 
 
@@ -144,7 +145,7 @@ class HingeNetwork(NumpyNetwork):
         w["W2"][...] = he_normal(rng, hidden, n_outputs, w["W2"].dtype)
 
     def _forward(self, w: dict[str, np.ndarray], Z: np.ndarray) -> tuple[np.ndarray, Any]:
-        pre = Z @ w["W1"]
+        pre = blocked.matmul(Z, w["W1"])
         pre += w["b1"]
         hidden = np.maximum(pre, 0.0)
         scores = hidden @ w["W2"]
@@ -159,7 +160,7 @@ class HingeNetwork(NumpyNetwork):
     ) -> np.ndarray:
         grad_hidden = grad_out @ w["W2"].T
         grad_hidden *= cache > 0
-        return grad_hidden @ w["W1"].T
+        return blocked.matmul(grad_hidden, w["W1"].T)
 
     def _weight_gradients(
         self, w: dict[str, np.ndarray], Z: np.ndarray, cache: Any, grad_out: np.ndarray

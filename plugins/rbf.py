@@ -17,6 +17,7 @@ from robustkit import hookimpl
 from robustkit.certify import GELU, GELU_ARGMIN, Affine, RBFHead
 from robustkit.interfaces import IBP_TRAINING, TRADES_TRAINING
 
+from . import _blocked as blocked
 from ._numpy_net import (
     FlatParameters,
     NumpyNetwork,
@@ -243,7 +244,7 @@ class RBFNetwork(NumpyNetwork):
             w["centres"][i] = members.mean(axis=0) if len(members) else act[rng.integers(len(act))]
 
     def _forward(self, w: dict[str, np.ndarray], Z: np.ndarray) -> tuple[np.ndarray, Any]:
-        pre = Z @ w["W1"]
+        pre = blocked.matmul(Z, w["W1"])
         pre += w["b1"]
         act = gelu(pre)
         return squared_distances(act, w["centres"]), (pre, act)
@@ -259,7 +260,7 @@ class RBFNetwork(NumpyNetwork):
         grad_act = act * grad_out.sum(axis=1, keepdims=True)
         grad_act -= grad_out @ w["centres"]
         grad_act *= 2.0 * gelu_derivative(pre)
-        return grad_act @ w["W1"].T
+        return blocked.matmul(grad_act, w["W1"].T)
 
     def _weight_gradients(
         self, w: dict[str, np.ndarray], Z: np.ndarray, cache: Any, grad_out: np.ndarray

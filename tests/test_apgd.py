@@ -1,5 +1,7 @@
 """APGD: schedule, strength against PGD, budgets, determinism, rejection, errors."""
 
+import itertools
+
 import numpy as np
 import pytest
 from robustkit_plugins.apgd import APGD, Scorer, apgd_search, checkpoints
@@ -258,3 +260,31 @@ def test_apgd_passes_check_attack(attack):
 
 def test_registered_apgd_passes_check_attack_on_a_rejecting_model():
     check_attack(create("attack", "apgd", reject_aware=True), model=LinearModel(reject=True))
+
+
+def test_a_sample_leaves_with_all_its_runs_once_one_breaks_it(digits_net):
+    # Three runs per sample in one search (as targets and restarts go in): once one run
+    # breaks a sample, no later evaluation includes any of its runs.
+    model, X, y, bounds = digits_net
+    X32 = X.astype(np.float32)
+    scorer = Scorer.for_batch(model, X32, y, False)
+    evaluated = []
+    real = scorer.evaluate
+
+    def spy(loss, Z, rows, *args, **kwargs):
+        evaluated.append(rows.copy())
+        return real(loss, Z, rows, *args, **kwargs)
+
+    scorer.evaluate = spy
+    rows = np.tile(np.arange(len(X)), 3)
+    start = np.repeat(X32[None], 3, axis=0).reshape(-1, X.shape[1])
+    start += np.random.default_rng(0).uniform(-2, 2, start.shape).astype(np.float32)
+    out = X32.copy()
+    won = apgd_search(scorer, "ce", X32, rows, start, 2.0, bounds, "linf", 20, 0.75, out)
+    broken = np.unique(rows[won])
+    assert 0 < len(broken) < len(X)
+    np.testing.assert_array_equal(model.predict(out[broken]) != y[broken], True)
+    for before, after in itertools.pairwise(evaluated):
+        staying, runs_after = np.unique(after, return_counts=True)
+        runs_before = np.bincount(before, minlength=len(X))[staying]
+        np.testing.assert_array_equal(runs_after, runs_before)  # no sample loses one run
