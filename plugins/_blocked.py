@@ -25,6 +25,9 @@ from robustkit.features import row_chunks
 ROW_BLOCK = 256
 #: Products of fewer rows are one BLAS call in the caller's setting (threads do not pay).
 BLOCKED_ROWS = 4 * ROW_BLOCK
+#: From this many rows on the numpy networks' inference takes two BLAS threads by its
+#: shape (``_numpy_net.MANY_ROWS``), which beats blocks: one call in the caller's setting.
+UNBLOCKED_ROWS = 4096
 #: Environment variables through which joblib's workers, Dask's workers and users give a
 #: process its share of the cores (the first one set wins).
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
@@ -54,9 +57,10 @@ def _controller() -> ThreadpoolController:
 
 def matmul(A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None, dtype: Any = None):
     """``A @ B`` (into ``out``, computed in ``dtype``). From ``BLOCKED_ROWS`` rows of ``A``
-    on, by blocks of ``ROW_BLOCK`` rows, each on one BLAS thread, the blocks on up to
-    ``core_budget()`` threads; fewer rows are one call in the caller's BLAS setting."""
-    if len(A) < BLOCKED_ROWS:
+    to below ``UNBLOCKED_ROWS``, by blocks of ``ROW_BLOCK`` rows, each on one BLAS
+    thread, the blocks on up to ``core_budget()`` threads; other sizes are one call in
+    the caller's BLAS setting."""
+    if not BLOCKED_ROWS <= len(A) < UNBLOCKED_ROWS:
         return np.matmul(A, B, out=out, dtype=dtype)
     if out is None:
         out = np.empty((len(A), B.shape[1]), dtype or np.result_type(A, B))

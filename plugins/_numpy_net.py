@@ -49,7 +49,7 @@ EVAL_CHUNK = 4096
 #: From this many rows on, inference runs on two BLAS threads, below on one (measured:
 #: 10,000 rows take 0.010 s on two threads, 0.014 s on one; small matrices gain nothing
 #: from a second thread and lose 10x when another process keeps the other core busy).
-MANY_ROWS = 4096
+MANY_ROWS = blocked.UNBLOCKED_ROWS
 #: From this many multiply-adds in a training step's first-layer GEMM (batch × inputs ×
 #: hidden) on, the SGD loop runs on two BLAS threads, below on one (bench_networks.py:
 #: batch 1024 at 128 × 150 gains ~30 % from a second thread; batch 128 gains 5-10 % on an
