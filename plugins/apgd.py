@@ -35,10 +35,12 @@ ALPHA = 0.75
 #: Samples per APGD run: a bounded working set whatever the batch size.
 CHUNK = 1024
 #: Rows of one search: the runs (targets, restarts) of a chunk's samples go in together,
-#: up to this many (sample, run) rows, so that the numpy networks' products are large
-#: enough to share out over the cores (``_blocked``), and below the size from which
-#: their other products take every BLAS thread (slower on a busy machine).
+#: up to this many (sample, run) rows and ``RUN_VALUES`` input values (about 100 MB of
+#: search state), so that the numpy networks' products are large enough to share out
+#: over the cores (``_blocked``), and below the size from which their other products
+#: take every BLAS thread (slower on a busy machine). At least one run goes in.
 RUN_ROWS = 3 * CHUNK
+RUN_VALUES = RUN_ROWS * 784
 #: Checkpoint schedule as fractions of the budget: first interval, shrink, floor.
 FIRST_INTERVAL, INTERVAL_SHRINK, MIN_INTERVAL = 0.22, 0.03, 0.06
 
@@ -446,22 +448,23 @@ class ApgdRunner:
     ) -> np.ndarray:
         """Attack ``rows`` within ``radius``, writing into ``out``; return the broken mask.
 
-        The runs (each target, each restart) go in groups of at most ``RUN_ROWS``
-        (sample, run) rows, each group on the samples the earlier ones left robust. The
-        random starts depend on the seed, the run and the samples attacked only, so a
-        budget's result does not depend on the other budgets.
+        The runs (each target, each restart) go in groups of at most ``RUN_ROWS`` rows
+        and ``RUN_VALUES`` input values, each group on the samples the earlier ones left
+        robust. The random starts depend on the seed, the run and the samples attacked
+        only, so a budget's result does not depend on the other budgets.
         """
         broken = np.zeros(len(self.X), dtype=bool)
         n_targets = 1 if self.targets is None else self.targets.shape[1]
         runs = [(t, r) for t in range(n_targets) for r in range(self.restarts)]  # (target, restart)
         n_chunks = -(-len(rows) // CHUNK)
+        run_rows = min(RUN_ROWS, RUN_VALUES // max(self.X[0].size, 1))
         for chunk, chunk_rows in enumerate(np.array_split(rows, max(n_chunks, 1))):
             done = 0
             while done < len(runs):
                 active = chunk_rows[~broken[chunk_rows]]
                 if not len(active):
                     break
-                group = runs[done : done + max(RUN_ROWS // len(active), 1)]
+                group = runs[done : done + max(run_rows // len(active), 1)]
                 done += len(group)
                 run_rows = np.tile(active, len(group))
                 starts = np.concatenate(

@@ -65,6 +65,8 @@ VERSIONS = {
 MEMBERS = ("apgd-ce", "apgd-t", "apgd-dlr", "square")
 #: ``info["broken_by"]`` of a sample the clean input already breaks.
 CLEAN = "clean"
+#: Every ``info["broken_by"]`` value ("": robust).
+NAMES = ("", CLEAN, *MEMBERS)
 
 
 def grid_shape(n_features: int) -> tuple[int, int]:
@@ -161,11 +163,12 @@ class AutoAttack(Attack):
         ce_runner = runners[0][1]
         square_seed = int(rng.integers(2**63 - 1))
         adversarials = np.empty((len(radii), *X.shape), dtype=X.dtype)
-        # Python strings (8 bytes a sample), so that each extra ε costs its adversarial batch.
-        broken_by = np.full((len(radii), len(X)), "", dtype=object)
-        broken_by[:, ce_runner.clean_won] = CLEAN
+        # Who broke each sample, as a byte per sample and ε until the end (an index into
+        # NAMES), so that each extra ε costs little more than its adversarial batch.
+        codes = np.zeros((len(radii), len(X)), dtype=np.uint8)
+        codes[:, ce_runner.clean_won] = NAMES.index(CLEAN)
         seconds = dict.fromkeys(MEMBERS, 0.0)
-        square_rows = []  # (radius index, samples still robust) for Square, after the others
+        square_masks = []  # (radius index, samples still robust) for Square, after the others
         for k, radius in enumerate(radii):
             out = adversarials[k]
             out[...] = X
@@ -177,16 +180,18 @@ class AutoAttack(Attack):
                     start = time.perf_counter()
                     won = runner.run(out, float(radius), bounds, np.flatnonzero(robust))
                     seconds[name] += time.perf_counter() - start
-                    broken_by[k, won] = name
+                    codes[k, won] = NAMES.index(name)
                     robust &= ~won
             if robust.any():
-                square_rows.append((k, np.flatnonzero(robust)))
-        if square_rows:
+                square_masks.append((k, robust))
+        if square_masks:
             start = time.perf_counter()
+            square_rows = [(k, np.flatnonzero(mask)) for k, mask in square_masks]
             budgets = (radii, square_rows, bounds, square_seed)
             for k, broken in self._square(square, scorer, X, y, budgets, image_shape, adversarials):
-                broken_by[k, broken] = MEMBERS[3]
+                codes[k, broken] = NAMES.index(MEMBERS[3])
             seconds[MEMBERS[3]] += time.perf_counter() - start
+        broken_by = np.array(NAMES, dtype=object)[codes]  # Python strings, 8 bytes a sample
         counts = {name: (broken_by == name).sum(axis=1).tolist() for name in (CLEAN, *MEMBERS)}
         info: dict[str, Any] = {
             "objective": f"AutoAttack {self.version}"
