@@ -141,7 +141,7 @@ def defended_section(grids: dict[str, list[dict[str, Any]]]) -> list[str]:
             "Certified correct-or-reject (robustkit)",
         ]
     )
-    for row in sorted(rows, key=lambda r: (r["model"], r["eps"])):
+    for row in sorted(rows, key=lambda r: r["model"]):  # then each defense, then its ε
         rejects = row.get("certified_correct_or_reject") is not None
         out.add(
             [
