@@ -457,14 +457,14 @@ class ApgdRunner:
         n_targets = 1 if self.targets is None else self.targets.shape[1]
         runs = [(t, r) for t in range(n_targets) for r in range(self.restarts)]  # (target, restart)
         n_chunks = -(-len(rows) // CHUNK)
-        run_rows = min(RUN_ROWS, RUN_VALUES // max(self.X[0].size, 1))
+        group_rows = min(RUN_ROWS, RUN_VALUES // max(self.X[0].size, 1))
         for chunk, chunk_rows in enumerate(np.array_split(rows, max(n_chunks, 1))):
             done = 0
             while done < len(runs):
                 active = chunk_rows[~broken[chunk_rows]]
                 if not len(active):
                     break
-                group = runs[done : done + max(run_rows // len(active), 1)]
+                group = runs[done : done + max(group_rows // len(active), 1)]
                 done += len(group)
                 run_rows = np.tile(active, len(group))
                 starts = np.concatenate(

@@ -288,3 +288,20 @@ def test_a_sample_leaves_with_all_its_runs_once_one_breaks_it(digits_net):
         staying, runs_after = np.unique(after, return_counts=True)
         runs_before = np.bincount(before, minlength=len(X))[staying]
         np.testing.assert_array_equal(runs_after, runs_before)  # no sample loses one run
+
+
+def test_runs_split_into_groups_give_a_valid_attack_of_the_same_strength(digits_net, monkeypatch):
+    # Few rows per search: the 9 targets × 150 samples go in as several groups, each on
+    # the samples the earlier groups left.
+    from robustkit_plugins import apgd as apgd_module
+
+    model, X, y, bounds = digits_net
+    attack = APGD(loss="dlr", targeted=True, steps=10)
+    together = attack.perturb(model, X, y, [0.05], bounds=bounds, random_state=0)
+    monkeypatch.setattr(apgd_module, "RUN_ROWS", 200)
+    grouped = attack.perturb(model, X, y, [0.05], bounds=bounds, random_state=0)
+    again = attack.perturb(model, X, y, [0.05], bounds=bounds, random_state=0)
+    np.testing.assert_array_equal(grouped.adversarials, again.adversarials)
+    assert np.abs(grouped.adversarials - X).max() <= 0.05 * (bounds[1] - bounds[0]) + 1e-5
+    strength = [robust_accuracy(model, r.adversarials, y)[0] for r in (together, grouped)]
+    assert abs(strength[0] - strength[1]) <= 0.05

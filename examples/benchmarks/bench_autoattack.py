@@ -8,9 +8,10 @@ with the reference, torchattacks 3.5.1 ``AutoAttack(norm='Linf', version='standa
 on inputs scaled to [0, 1] (so ε, a fraction of the input range, is the same number in
 both). Prints clean accuracy, robust accuracy (reference, robustkit, difference in
 points), seconds and the speed ratio; then times each version on the whole test set (3
-ε × both networks) and measures the memory each extra ε costs. ``--attacks`` runs single attacks beside the reference's components
-(``apgd`` ↔ APGD-CE and ``apgd:loss=dlr,targeted=true`` ↔ APGD-T, both at 100 steps,
-``square`` ↔ Square with 5,000 queries). Note that torchattacks' AutoAttack runs its
+ε × both networks) and measures the memory each extra ε costs. ``--attacks`` runs
+single attacks beside the reference's components (``apgd`` ↔ APGD-CE and
+``apgd:loss=dlr,targeted=true`` ↔ APGD-T, both at 100 steps, ``square`` ↔ Square with
+5,000 queries). Note that torchattacks' AutoAttack runs its
 APGD, APGD-T and FAB members at torchattacks' default of 10 steps, not the published 100.
 The reference runs on one torch thread unless ``--reference-threads`` says otherwise:
 on these small networks torch's default (a thread per core) was several times slower
