@@ -63,13 +63,6 @@ SPARSE_ROWS = 0.75
 INIT_SAMPLE = 2000
 
 
-@functools.cache
-def _thread_controller() -> Any:
-    from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
-
-    return ThreadpoolController()
-
-
 def blas_threads(threads: int) -> Any:
     """A context running BLAS on exactly ``threads`` threads (8 µs, vs 200 µs for a scan).
 
@@ -78,7 +71,7 @@ def blas_threads(threads: int) -> Any:
     OPENBLAS_NUM_THREADS, ``--jobs`` or the machine: some BLAS kernels (e.g. OpenBLAS
     sgemm with 784 inputs) round differently on one and two threads.
     """
-    return _thread_controller().limit(limits=threads, user_api="blas")
+    return blocked.thread_controller().limit(limits=threads, user_api="blas")
 
 
 def threads_for_rows(rows: int) -> int:

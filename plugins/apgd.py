@@ -223,8 +223,9 @@ def apgd_search(
             batch_rows = search.batch_rows
             out[batch_rows[won]] = s["x"][won]
             broken[s["pos"][won]] = True
-            leave = np.isin(batch_rows, batch_rows[won]) if repeated else won
+            leave = won
             if repeated:
+                leave = np.isin(batch_rows, batch_rows[won])
                 stay = ~leave[~won]
                 value, grad = value[stay], grad[stay]
             search.keep(~leave)
