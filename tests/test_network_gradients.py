@@ -110,6 +110,55 @@ def test_sgd_step_moves_along_the_mean_loss_gradient(kind, reject, batch):
         )
 
 
+def _hinge_batch_with_satisfied_rows(batch: int, satisfied: int):
+    """A hinge network, its parameters and a batch whose first ``satisfied`` rows have a
+    zero loss (labelled with their top class, margins > 1) and the rest a positive one."""
+    model = _network("hinge", False)
+    rng = np.random.default_rng(3)
+    flat = FlatParameters(model._shapes(5, N_CLASSES), np.dtype("f8"))
+    flat.values[:] = rng.normal(scale=2.0, size=flat.values.size)
+    pool = rng.normal(size=(200, 5))
+    scores = np.sort(model._forward(flat.w, pool)[0], axis=1)
+    wide = scores[:, -1] - scores[:, -2] > 1.01  # its top class wins by a margin > 1
+    Z = np.vstack([pool[wide][:satisfied], pool[~wide][: batch - satisfied]])
+    scores = model._forward(flat.w, Z)[0]
+    ranked = np.argsort(-scores, axis=1)
+    y_index = ranked[:, -1].copy()  # the lowest score: a violated margin
+    y_index[:satisfied] = ranked[:satisfied, 0]
+    loss = model._output_loss(scores, y_index)[0]
+    assert np.all(loss[:satisfied] == 0) and np.all(loss[satisfied:] > 0)
+    assert kink_distance(model, flat.w, Z, y_index) > KINK_MARGIN
+    return model, flat, Z, y_index
+
+
+@pytest.mark.parametrize("satisfied", [0, 5, 8])
+def test_hinge_step_on_the_live_rows_gives_the_dense_step(satisfied, monkeypatch):
+    """Rows with a satisfied hinge loss skip the backward GEMMs: the step still moves by
+    −lr · ∇ mean batch loss (finite differences), to within 1e-12 of the dense step,
+    and a batch without a live row leaves the weights as they were."""
+    model, flat, Z, y_index = _hinge_batch_with_satisfied_rows(8, satisfied)
+    theta, lr = flat.values.copy(), 1e-3
+    Z_ones = np.hstack([Z, np.ones((8, 1))])
+    targets = model._targets(y_index, np.dtype("f8"))
+    stepped = {}
+    for name, sparse_rows in (("dense", -1.0), ("sparse", 1.0)):
+        monkeypatch.setattr(_numpy_net, "SPARSE_ROWS", sparse_rows)
+        flat.values[:] = theta
+        model._make_step(flat, 8, lr)(Z_ones, targets)
+        stepped[name] = flat.values.copy()
+    np.testing.assert_allclose(stepped["sparse"], stepped["dense"], rtol=1e-12, atol=1e-15)
+
+    def mean_loss(values: np.ndarray) -> float:
+        flat.values[:] = values
+        out, _ = model._forward(flat.w, Z)
+        return float(model._output_loss(out, y_index)[0].mean())
+
+    numeric = central_difference(mean_loss, theta)
+    np.testing.assert_allclose((theta - stepped["sparse"]) / lr, numeric, rtol=1e-5, atol=1e-7)
+    if satisfied == 8:
+        np.testing.assert_array_equal(stepped["sparse"], theta)
+
+
 def test_rbf_step_on_row_blocks_gives_the_one_block_numbers(monkeypatch):
     """The rbf step's elementwise passes on row blocks (here 3 blocks of 2 rows, 1 of 1)
     change speed, not one bit of the weights."""
