@@ -143,6 +143,48 @@ def torch_run(
     return statistics.median(per_epoch), accuracy
 
 
+# ------------------------------------------------------------------------- GEMM floor
+
+
+def step_products(name: str, batch: int, n_inputs: int = PCA, hidden: int = 150, k: int = 10):
+    """The matrix products of one dense SGD step at their real shapes, as (A, B, out)."""
+    rng = np.random.default_rng(0)
+
+    def array(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(np.float32)
+
+    x, grad_hidden = array(batch, n_inputs + 1), array(batch, hidden)
+    products = [(x, array(n_inputs + 1, hidden), array(batch, hidden))]  # first layer
+    products.append((x.T, grad_hidden, array(n_inputs + 1, hidden)))  # its weight gradient
+    if name == "hinge":  # scores, their weight gradient, back to the hidden layer
+        act, grad_scores = array(batch, hidden + 1), array(batch, k)
+        products += [(act, array(hidden + 1, k), array(batch, k))]
+        products += [(act.T, grad_scores, array(hidden + 1, k))]
+        products += [(grad_scores, array(k, hidden), array(batch, hidden))]
+    else:  # distances, the pull towards the centres, the centres' gradient
+        act, grad_dist = array(batch, hidden), array(batch, k)
+        products += [(act, array(hidden, k), array(batch, k))]
+        products += [(grad_dist, array(k, hidden), array(batch, hidden))]
+        products += [(grad_dist.T, act, array(k, hidden))]
+    return products
+
+
+def gemm_floor(name: str, batch: int, repeats: int = 200) -> float:
+    """Seconds per epoch of a dense step's matrix products alone (fastest of ``repeats``),
+    on the BLAS threads robustkit's SGD loop picks: the floor a numpy step cannot beat
+    without skipping work."""
+    products = step_products(name, batch)
+    threads = _numpy_net.threads_for_step(batch, PCA, 150)
+    best = math.inf
+    with _numpy_net.blas_threads(threads):
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for A, B, out in products:
+                np.matmul(A, B, out=out)
+            best = min(best, time.perf_counter() - start)
+    return best * math.ceil(60_000 / batch)
+
+
 # ------------------------------------------------------------------------------- main
 
 
@@ -287,7 +329,27 @@ def main() -> None:
     print("\nRBF / hinge time per epoch: " + ", ".join(ratios))
     print("\nTargets (same run): " + "; ".join(target_verdicts(rows, has_torch)))
 
-    print("\nBLAS threads (s/epoch, forced for the whole SGD loop; weights bit-identical?)")
+    print(
+        "\nDense GEMM floor (s/epoch of one dense step's matrix products alone, at their real "
+        "shapes and thread count;\nhinge's step skips the rows with a satisfied loss in its "
+        "backward products, so it can run below it)"
+    )
+    floor_rows = []
+    for row in rows:
+        if row[1] in (128, 1024):
+            floor = gemm_floor(row[0], row[1], repeats=50 if quick else 200)
+            floor_rows.append(
+                [row[0], row[1], row[4], f"{floor:.3f}", f"{float(row[4]) / floor:.2f}"]
+            )
+    print(table(floor_rows, ["net", "batch", "s/epoch", "GEMM floor", "s/epoch / floor"]))
+
+    print(
+        "\nBLAS threads (s/epoch, forced for the whole SGD loop; the same weights on both? "
+        "OpenBLAS rounds some shapes\ndifferently on one and two threads, e.g. hinge's "
+        "backward sums over a varying number of live rows: robustkit picks the count\n"
+        "from the shapes alone, so a run's weights never depend on the core count, "
+        "OPENBLAS_NUM_THREADS or --jobs)"
+    )
     thread_rows = []
     saved = _numpy_net.TWO_THREAD_WORK
     try:
