@@ -33,6 +33,9 @@ CONNECT_TIMEOUT = 30
 #: Dask's worker environment setting that costs robustkit's cells a page fault per fresh
 #: temporary (see the module doc); None removes it from the local cluster's workers.
 ALLOCATOR_SETTING = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+#: Where the local cluster serves its dashboard: a free port on the loopback interface
+#: (Dask's default, 8787, warns "already in use" beside a user's own cluster).
+LOCAL_DASHBOARD = "127.0.0.1:0"
 #: Arrays of at least this many bytes that several cells take are broadcast to every
 #: worker once (smaller ones travel with their cells).
 SCATTER_BYTES = 1_000_000
@@ -58,7 +61,10 @@ def local_client(workers: int) -> Any:
 
     with dask.config.set(ALLOCATOR_SETTING):  # read once, as each worker's nanny starts
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=LOCAL_DASHBOARD,
         )
     client = Client(cluster)
     atexit.register(cluster.close)

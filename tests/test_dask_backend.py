@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import socket
+from urllib.parse import urlparse
 
 import pytest
 from click.testing import CliRunner
@@ -34,7 +36,7 @@ def local_cluster():
     from distributed import LocalCluster
 
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
     ) as cluster:
         yield cluster.scheduler_address
 
@@ -146,3 +148,25 @@ def test_the_local_cluster_gives_the_local_rows_with_glibcs_default_allocator(mo
     # Dask's nanny default (65536) turns off glibc's adaptive mmap threshold: a page
     # fault for every fresh temporary array.
     assert set(local_client(1).run(_allocator_setting).values()) == {None}
+
+
+def test_the_local_cluster_leaves_dasks_default_dashboard_port_to_other_clusters(recwarn):
+    """Beside a user's own cluster on port 8787, robustkit's local cluster starts without
+    Dask's "Port 8787 is already in use" warning: its dashboard takes a free port."""
+    pytest.importorskip("distributed", reason="dask[distributed] is not installed (the dask extra)")
+    from robustkit.dask_backend import local_client
+
+    with socket.socket() as other_cluster:
+        try:
+            other_cluster.bind(("127.0.0.1", 8787))
+            other_cluster.listen()
+        except OSError:  # something already holds the port: the situation under test
+            pass
+        client = local_client.__wrapped__(1)  # a cluster of its own, not the cached one
+        try:
+            port = urlparse(client.cluster.dashboard_link).port
+        finally:
+            client.close()
+            client.cluster.close()
+    assert port != 8787
+    assert not [w for w in recwarn if "already in use" in str(w.message)]
