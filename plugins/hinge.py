@@ -224,7 +224,7 @@ class HingeNetwork(NumpyNetwork):
         Gradients are pre-scaled by −lr/batch where they start (dL/ds), so the update of
         all parameters is a single ``values += grads``. Rows with a satisfied hinge loss
         have no gradient: once at most ``SPARSE_ROWS`` of the batch has one (most of
-        training: 20–30 % of the rows at the end), only those rows go through the
+        training: 20–32 % of the rows at the end), only those rows go through the
         backward GEMMs, and a batch without one leaves the weights as they are.
         """
         W1b, gW1b = params.with_bias("W1", "b1")
