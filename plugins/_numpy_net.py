@@ -392,6 +392,12 @@ def outer_product(batch: int) -> Callable[..., np.ndarray]:
     return np.multiply if batch == 1 else np.matmul
 
 
+def constants(dtype: np.dtype, *values: float) -> tuple[np.ndarray, ...]:
+    """``values`` as 0-d arrays of ``dtype``, the same numbers a ufunc makes of Python
+    floats, which it takes ~0.3 µs a call faster (an SGD step makes ~40 small calls)."""
+    return tuple(np.array(value, dtype) for value in values)
+
+
 def he_normal(rng: np.random.Generator, fan_in: int, fan_out: int, dtype: np.dtype) -> np.ndarray:
     """He (Kaiming) normal initialisation: std sqrt(2 / fan_in), for ReLU-like units."""
     return (rng.standard_normal((fan_in, fan_out)) * math.sqrt(2.0 / fan_in)).astype(dtype)

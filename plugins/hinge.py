@@ -18,7 +18,14 @@ from robustkit.interfaces import IBP_TRAINING, TRADES_TRAINING
 
 from . import _blocked as blocked
 from . import _numpy_net
-from ._numpy_net import FlatParameters, NumpyNetwork, Step, he_normal, outer_product
+from ._numpy_net import (
+    FlatParameters,
+    NumpyNetwork,
+    Step,
+    constants,
+    he_normal,
+    outer_product,
+)
 
 
 def hinge_loss(scores: np.ndarray, y_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -251,7 +258,7 @@ class HingeNetwork(NumpyNetwork):
         live_scores = np.empty_like(grad_scores)
         sparse_rows = _numpy_net.SPARSE_ROWS * batch
         W2_T = params.w["W2"].T
-        scale = dtype.type(-lr / batch)
+        scale, zero, minus_one, one = constants(dtype, -lr / batch, 0, -1, 1)
         matmul, subtract, multiply = np.matmul, np.subtract, np.multiply
         greater, vecdot, add, take = np.greater, np.vecdot, np.add, np.take
         flatnonzero = np.flatnonzero
@@ -267,18 +274,18 @@ class HingeNetwork(NumpyNetwork):
         def step(x: np.ndarray, onehot: np.ndarray) -> None:
             # forward: pre = [x 1] W1b, act = relu(pre), scores = [act 1] W2b
             matmul(x, W1b, pre)
-            greater(pre, 0.0, active)
+            greater(pre, zero, active)
             multiply(pre, active, act)
             matmul(act_ones, W2b, scores)
             # dL/ds: 1 where s_i − s_y + 1 > 0 (i ≠ y), minus their count at y
             vecdot(scores, onehot, correct)
             subtract(scores, correct_col, margins)
-            greater(margins, -1.0, grad_scores)  # also 1 at y itself (margin 0)
+            greater(margins, minus_one, grad_scores)  # also 1 at y itself (margin 0)
             matmul(grad_scores, ones, count_row)  # row sums (a GEMV: 3x add.reduce's speed)
             multiply(onehot, count, margins)
             subtract(grad_scores, margins, grad_scores)
             multiply(grad_scores, scale, grad_scores)
-            greater(count_row, 1.0, live)  # a margin violated: the row has a gradient
+            greater(count_row, one, live)  # a margin violated: the row has a gradient
             rows = flatnonzero(live)
             n_live = len(rows)
             if n_live > sparse_rows:

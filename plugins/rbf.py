@@ -23,6 +23,7 @@ from ._numpy_net import (
     NumpyNetwork,
     Step,
     check_real,
+    constants,
     he_normal,
     outer_product,
 )
@@ -347,8 +348,9 @@ class RBFNetwork(NumpyNetwork):
         row_half_row = row_half.reshape(batch)
         halves, twos = np.full(k, 0.5, dtype), np.full(batch, 2.0, dtype)
         centres_neg4, grad_dist_T = buffer(k, hidden), grad_dist.T
-        scale = -lr / batch
-        ck, ck3 = GELU_C * GELU_K, 3.0 * GELU_C * GELU_K
+        scale, lam4, c, ck, ck3, one, two, minus4 = constants(
+            dtype, -lr / batch, lam4, GELU_C, GELU_C * GELU_K, 3.0 * GELU_C * GELU_K, 1, 2, -4
+        )
         matmul, add, subtract, multiply = np.matmul, np.add, np.subtract, np.multiply
         tanh, less, vecdot = np.tanh, np.less, np.vecdot
         outer = outer_product(batch)
@@ -366,10 +368,10 @@ class RBFNetwork(NumpyNetwork):
             # a = 2 GELU(pre) = pre (1 + t), t = tanh(c (pre + k pre³)); rise = 1 + t
             multiply(pre, pre, pre_sq)
             multiply(pre_sq, ck, rise)
-            add(rise, GELU_C, rise)
+            add(rise, c, rise)
             multiply(rise, pre, rise)
             tanh(rise, rise)
-            add(rise, 1.0, rise)
+            add(rise, one, rise)
             multiply(pre, rise, act2)
 
         def hidden_backward(*views: np.ndarray) -> None:
@@ -379,8 +381,8 @@ class RBFNetwork(NumpyNetwork):
             multiply(act2, row_half, grad_act)
             subtract(grad_act, pull, grad_act)
             multiply(pre_sq, ck3, slope)
-            add(slope, GELU_C, slope)
-            subtract(2.0, rise, fall)
+            add(slope, c, slope)
+            subtract(two, rise, fall)
             multiply(fall, act2, fall)
             multiply(slope, fall, slope)
             add(slope, rise, slope)
@@ -392,7 +394,7 @@ class RBFNetwork(NumpyNetwork):
             for views in forward_blocks:
                 gelu_forward(*views)
             # 4d = 4‖h − c‖² = ‖a‖² − 4 a·cᵀ + 4‖c‖², compared with 4λ
-            multiply(centres, -4.0, centres_neg4)
+            multiply(centres, minus4, centres_neg4)
             vecdot(centres, centres_neg4, centre_sq)  # −4‖c‖²
             vecdot(act2, act2, act_sq)
             matmul(act2, centres_neg4.T, dist)
