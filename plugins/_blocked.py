@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -56,6 +57,18 @@ def thread_controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+def for_row_blocks(function: Callable[[slice], Any], n_rows: int, block_rows: int) -> None:
+    """Call ``function(rows)`` on each block of ``block_rows`` rows of ``n_rows``, the
+    blocks on up to ``core_budget()`` threads (``function`` must touch its rows only)."""
+    blocks = list(row_chunks(n_rows, block_rows))
+    threads = min(core_budget(), len(blocks))
+    if threads > 1:
+        list(_pool(threads, os.getpid()).map(function, blocks))
+    else:
+        for rows in blocks:
+            function(rows)
+
+
 def matmul(A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None, dtype: Any = None):
     """``A @ B`` (into ``out``, computed in ``dtype``). From ``BLOCKED_ROWS`` rows of ``A``
     to below ``UNBLOCKED_ROWS``, by blocks of ``ROW_BLOCK`` rows, each on one BLAS
@@ -65,16 +78,10 @@ def matmul(A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None, dtype: A
         return np.matmul(A, B, out=out, dtype=dtype)
     if out is None:
         out = np.empty((len(A), B.shape[1]), dtype or np.result_type(A, B))
-    blocks = list(row_chunks(len(A), ROW_BLOCK))
 
     def block(rows: slice) -> None:
         np.matmul(A[rows], B, out=out[rows], dtype=dtype)
 
-    threads = min(core_budget(), len(blocks))
     with thread_controller().limit(limits=1, user_api="blas"):
-        if threads > 1:
-            list(_pool(threads, os.getpid()).map(block, blocks))
-        else:
-            for rows in blocks:
-                block(rows)
+        for_row_blocks(block, len(A), ROW_BLOCK)
     return out
