@@ -37,7 +37,7 @@ ALPHA = 0.75
 #: From this many (sample, run) rows on, the step's element-wise update and the best-point
 #: copies run on blocks of ``UPDATE_ROWS`` rows on the cores the process may use (the
 #: same numbers: each value's arithmetic does not depend on the cut; ``auto:version=fast``
-#: 5–9 % faster on two cores); fewer rows are one pass.
+#: 5–11 % faster on two cores); fewer rows are one pass.
 PARALLEL_ROWS = 1024
 UPDATE_ROWS = 256
 #: Samples per APGD run: a bounded working set whatever the batch size.
