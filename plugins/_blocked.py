@@ -1,4 +1,4 @@
-"""Row-blocked matrix products on the cores this process may use, the same bits on any.
+"""Row-blocked work on the cores this process may use, the same bits on any number.
 
 The wide GEMMs of an attack on raw inputs (784 pixels through the model's PCA, forwards
 and backwards) are most of its time. OpenBLAS's own threads would share them out, but
@@ -6,7 +6,8 @@ its sgemm rounds differently on one and two threads, so a result would depend on
 machine. Here a product of many rows is cut into fixed blocks of ``ROW_BLOCK`` rows (the
 cut depends on the number of rows only), each block is one single-threaded BLAS call,
 and the blocks run on up to ``core_budget()`` threads (numpy releases the GIL in BLAS):
-the same bits whatever the number of threads.
+the same bits whatever the number of threads. ``for_row_blocks`` runs any per-row work
+that way (APGD's element-wise update step, whose results do not depend on the cut).
 """
 
 from __future__ import annotations
