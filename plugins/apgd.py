@@ -257,7 +257,7 @@ def apgd_search(
         best_at_checkpoint=value.copy(),
     )
 
-    def update(z, x, previous, step, momentum: bool, rows: slice = slice(None)) -> None:
+    def update(z, x, previous, step, momentum: bool, rows: slice) -> None:
         """On ``rows``: z ← P(x + η·dir(grad)), then with momentum z ← P(x + α(z − x) +
         (1 − α)(x − x_prev)) = P(α z + (1 − α)(2x − x_prev)); ``previous`` is scratch."""
         zr, xr, pr = z[rows], x[rows], previous[rows]
@@ -283,11 +283,8 @@ def apgd_search(
         x, previous, z = s["x"], s["previous"], s.pop("spare", None)
         if z is None:
             z = np.empty_like(x)
-        move = functools.partial(update, z, x, previous, per_sample(s["step"], z), iteration > 1)
-        if len(z) >= PARALLEL_ROWS:
-            blocked.for_row_blocks(move, len(z), UPDATE_ROWS)
-        else:
-            move()
+        step = per_sample(s["step"], z)
+        on_rows(functools.partial(update, z, x, previous, step, iteration > 1), len(z))
         s["spare"], s["previous"], s["x"] = previous, x, z
         value, grad = evaluate()
         if not len(s["pos"]):
@@ -317,17 +314,24 @@ def apgd_search(
     return broken
 
 
-def copy_rows(destination: np.ndarray, source: np.ndarray, where: np.ndarray) -> None:
-    """``destination[where] = source[where]`` in place, without gathering the rows (by
-    row blocks on the process's cores from ``PARALLEL_ROWS`` rows on)."""
-
-    def copy(rows: slice = slice(None)) -> None:
-        np.copyto(destination[rows], source[rows], where=where[rows, None])
-
-    if len(destination) >= PARALLEL_ROWS:
-        blocked.for_row_blocks(copy, len(destination), UPDATE_ROWS)
+def on_rows(function: Any, n_rows: int) -> None:
+    """``function(rows)`` over all ``n_rows`` rows: by blocks of ``UPDATE_ROWS`` on the
+    process's cores from ``PARALLEL_ROWS`` rows on, else one call on every row."""
+    if n_rows >= PARALLEL_ROWS:
+        blocked.for_row_blocks(function, n_rows, UPDATE_ROWS)
     else:
-        copy()
+        function(slice(None))
+
+
+def copy_rows(destination: np.ndarray, source: np.ndarray, where: np.ndarray) -> None:
+    """``destination[where] = source[where]`` in place, without gathering the rows, for
+    rows of any shape."""
+    mask = where.reshape(-1, *([1] * (destination.ndim - 1)))
+
+    def copy(rows: slice) -> None:
+        np.copyto(destination[rows], source[rows], where=mask[rows])
+
+    on_rows(copy, len(destination))
 
 
 def top_wrong_classes(scores: np.ndarray, y_cols: np.ndarray, k: int) -> np.ndarray:

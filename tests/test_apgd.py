@@ -305,3 +305,36 @@ def test_runs_split_into_groups_give_a_valid_attack_of_the_same_strength(digits_
     assert np.abs(grouped.adversarials - X).max() <= 0.05 * (bounds[1] - bounds[0]) + 1e-5
     strength = [robust_accuracy(model, r.adversarials, y)[0] for r in (together, grouped)]
     assert abs(strength[0] - strength[1]) <= 0.05
+
+
+class ImageLinearModel(LinearModel):
+    """A linear model that reads inputs shaped (n, h, w) by flattening them."""
+
+    def decision_function(self, X):
+        return super().decision_function(np.reshape(X, (len(X), -1)))
+
+    def reject_score(self, X):
+        return super().reject_score(np.reshape(X, (len(X), -1)))
+
+    def decision_gradient(self, X, grad_scores, grad_reject=None):
+        flat = super().decision_gradient(np.reshape(X, (len(X), -1)), grad_scores, grad_reject)
+        return np.reshape(flat, np.shape(X))
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_inputs_shaped_as_images_give_the_flat_inputs_attack(targeted):
+    """APGD on inputs shaped (n, h, w) gives the adversarials of the same inputs flat (the
+    best-point and restart copies work on rows of any shape)."""
+    X, y, bounds = toy_data(n_samples=60, n_features=16, n_classes=3)
+    model = LinearModel(random_state=0).fit(X, y)
+    image_model = ImageLinearModel().set_state(model.get_state())
+    attack = APGD(loss="dlr", targeted=targeted, n_target_classes=2, steps=20)
+    flat = attack.perturb(model, X, y, [0.05, 0.2], bounds=bounds, random_state=0)
+    shaped = attack.perturb(
+        image_model, X.reshape(len(X), 4, 4), y, [0.05, 0.2], bounds=bounds, random_state=0
+    )
+    assert shaped.adversarials.shape == (2, len(X), 4, 4)
+    np.testing.assert_array_equal(
+        shaped.adversarials.reshape(flat.adversarials.shape), flat.adversarials
+    )
+    assert not np.array_equal(flat.adversarials[1], X)
