@@ -30,7 +30,7 @@ from robustkit.params import check_int
 
 from . import _blocked as blocked
 from ._losses import attack_won, check_loss, score_loss
-from .gradient_attacks import _columns_of, per_sample, sign_of, steepest_direction, unit_noise
+from .gradient_attacks import _columns_of, per_sample, steepest_direction, unit_noise
 
 #: Momentum weight of the new step (1 − α goes to the previous step).
 ALPHA = 0.75
@@ -262,7 +262,7 @@ def apgd_search(
         (1 − α)(x − x_prev)) = P(α z + (1 − α)(2x − x_prev)); ``previous`` is scratch."""
         zr, xr, pr = z[rows], x[rows], previous[rows]
         if norm == LINF:
-            sign_of(s["grad"][rows], out=zr)
+            np.sign(s["grad"][rows], out=zr)
         else:
             zr[...] = steepest_direction(s["grad"][rows], norm)
         zr *= step[rows]

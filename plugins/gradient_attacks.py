@@ -111,28 +111,9 @@ def steepest_direction(grad: np.ndarray, norm: str, out: np.ndarray | None = Non
     """The unit steepest-ascent direction: sign(∇) for L∞, ∇/‖∇‖₂ for L2 (into ``out``,
     which may be ``grad`` itself, else a new array)."""
     if norm == LINF:
-        return sign_of(grad, out)
+        return np.sign(grad, out=out)
     length = np.linalg.norm(grad.reshape(len(grad), -1), axis=1)
     return np.multiply(grad, per_sample(1.0 / np.maximum(length, 1e-12), grad), out=out)
-
-
-def sign_of(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``np.sign(values)`` (into ``out``, which may be ``values``), branch-free a cache
-    block at a time as (v > 0) − (v < 0): numpy's float sign is a branchy scalar loop,
-    ~5x slower on gradients. A block holding NaN goes through ``np.sign`` (NaN stays NaN)."""
-    if out is None:
-        out = np.empty_like(values)
-    if values.ndim == 0 or values.dtype.kind != "f":
-        return np.sign(values, out=out)
-    for rows in cache_blocks(values):
-        block, signs = values[rows], out[rows]
-        if np.isnan(block).any():
-            np.sign(block, out=signs)
-            continue
-        negative = block < 0
-        np.greater(block, 0, out=signs)
-        signs -= negative
-    return out
 
 
 def _reusable(grad: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
@@ -163,6 +144,31 @@ def _into_l2_balls(
     length = np.linalg.norm(delta, axis=1)
     shrink = np.minimum(1.0, radii / np.maximum(length, 1e-12)).astype(Z.dtype)
     return np.clip(X + (delta * shrink[:, None]).reshape(X.shape), *bounds)
+
+
+def sign_steps(
+    grad: np.ndarray, X: np.ndarray, steps: list[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``X + step·sign(grad)`` for each step (K, n, ...), and which rows have a zero
+    gradient, in one pass over the rows a cache block at a time (the sign never takes a
+    full-size array: on 784 pixels each extra pass over the batch costs a few ms)."""
+    adversarials = np.empty((len(steps), *X.shape), dtype=X.dtype)
+    zero_gradient = np.empty(len(X), dtype=bool)
+    steps = [X.dtype.type(step) for step in steps]
+    blocks = cache_blocks(X)
+    scratch = np.empty((blocks[0].stop if blocks else 0, *X.shape[1:]), dtype=X.dtype)
+    for rows in blocks:
+        sign = np.sign(grad[rows], out=scratch[: rows.stop - rows.start], casting="same_kind")
+        flat = sign.reshape(len(sign), -1)
+        np.equal(np.vecdot(flat, flat), 0, out=zero_gradient[rows])  # NaN rows: not zero
+        for adversarial, step in zip(adversarials, steps, strict=True):
+            block = adversarial[rows]
+            if step == 0:
+                block[...] = X[rows]
+            else:
+                np.multiply(sign, step, out=block)
+                block += X[rows]
+    return adversarials, zero_gradient
 
 
 class PGD(Attack):
@@ -251,27 +257,30 @@ class PGD(Attack):
         X = X.astype(dtype, copy=False)
         objective = self._objective(model, X, y)
         clean_grad = np.asarray(objective(X)[1]).reshape(X.shape)
-        zero_gradient = ~clean_grad.reshape(len(X), -1).any(axis=1)
-        clean_direction = steepest_direction(
-            clean_grad, self.norm, out=_reusable(clean_grad, dtype)
-        ).astype(dtype, copy=False)
         # One random start per restart, scaled to each radius, so a budget's result does
         # not depend on which other budgets are in the list.
         n_starts = self.restarts if self.random_start else 0
         starts = [unit_noise(X.shape, self.norm, rng, dtype) for _ in range(n_starts)]
-        adversarials = np.empty((len(radii), *X.shape), dtype=dtype)
-        for k, radius in enumerate(radii):
-            if radius == 0:
-                adversarials[k] = X
-            elif self.steps == 1 and not starts:  # FGSM: one step; perturb projects it
-                step = dtype.type(self._step(radius))
-                for rows in cache_blocks(X):  # both passes on a block while it is in cache
-                    block = np.multiply(clean_direction[rows], step, out=adversarials[k][rows])
-                    block += X[rows]
-            else:
-                adversarials[k] = self._search(
-                    objective, X, radius, bounds, starts, clean_direction
-                )
+        if self.steps == 1 and not starts and self.norm == LINF:  # FGSM; perturb projects
+            adversarials, zero_gradient = sign_steps(clean_grad, X, [self._step(r) for r in radii])
+        else:
+            zero_gradient = ~clean_grad.reshape(len(X), -1).any(axis=1)
+            clean_direction = steepest_direction(
+                clean_grad, self.norm, out=_reusable(clean_grad, dtype)
+            ).astype(dtype, copy=False)
+            adversarials = np.empty((len(radii), *X.shape), dtype=dtype)
+            for k, radius in enumerate(radii):
+                if radius == 0:
+                    adversarials[k] = X
+                elif self.steps == 1 and not starts:  # FGSM under L2; perturb projects
+                    step = dtype.type(self._step(radius))
+                    for rows in cache_blocks(X):  # both passes on a block while in cache
+                        block = np.multiply(clean_direction[rows], step, out=adversarials[k][rows])
+                        block += X[rows]
+                else:
+                    adversarials[k] = self._search(
+                        objective, X, radius, bounds, starts, clean_direction
+                    )
         info: dict[str, Any] = {
             "objective": objective.kind,
             "gradient_evaluations": objective.evaluations,

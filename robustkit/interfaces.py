@@ -383,15 +383,23 @@ class Attack(Validating, BaseEstimator):
         extra = {"image_shape": image_shape} if _takes_image_shape(self._run) else {}
         # _run works on copies: whatever it does to them, X here stays the reference.
         result = self._run(model, X.copy(), np.array(y), radii, (lo, hi), rng, **extra)
-        adv = self._checked_adversarials(result, X, eps)
-        for k, radius in enumerate(radii):
-            project(adv[k], X, radius, (lo, hi), norm)
+        adv = self._checked_adversarials(result, X, eps, radii, (lo, hi), norm)
         result.adversarials = adv
         result.epsilons = eps
         return result
 
-    def _checked_adversarials(self, result: Any, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
-        """The result's adversarials as an array this call owns, after the contract checks."""
+    def _checked_adversarials(
+        self,
+        result: Any,
+        X: np.ndarray,
+        eps: np.ndarray,
+        radii: np.ndarray,
+        bounds: tuple[float, float],
+        norm: str,
+    ) -> np.ndarray:
+        """The result's adversarials as an array this call owns, checked against the
+        contract and projected into each ε-ball and ``bounds`` (the finiteness check and
+        the projection in one pass, a cache block at a time)."""
         who = f"attack {type(self).__name__}"
         if not isinstance(result, AttackResult):
             raise PluginFault(f"{who}: _run returned {type(result).__name__}, not an AttackResult")
@@ -406,16 +414,6 @@ class Attack(Validating, BaseEstimator):
                 f"{who}: adversarials have shape {adv.shape}, expected (K budgets, n, ...) "
                 f"= {expected}"
             )
-        finite = np.array(
-            [all(np.isfinite(batch[rows]).all() for rows in cache_blocks(batch)) for batch in adv],
-            dtype=bool,
-        )
-        if not finite.all():
-            if not np.isfinite(X).all():
-                raise RobustkitError("X contains NaN or inf; attacks need finite inputs")
-            raise PluginFault(
-                f"{who}: adversarials contain NaN or inf at ε = {eps[~finite].tolist()}"
-            )
         zero = np.asarray(result.zero_gradient)
         if zero.shape != (len(X),):
             raise PluginFault(
@@ -425,6 +423,20 @@ class Attack(Validating, BaseEstimator):
         result.zero_gradient = zero
         if not adv.flags.owndata or not adv.flags.writeable:  # a view: project a copy
             adv = adv.copy()
+        finite = np.ones(len(eps), dtype=bool)
+        for k, radius in enumerate(radii):
+            for rows in cache_blocks(adv[k]):
+                block = adv[k][rows]
+                if not np.isfinite(block).all():
+                    finite[k] = False
+                    break
+                _project_block(block, X[rows], radius, bounds, norm)
+        if not finite.all():
+            if not np.isfinite(X).all():
+                raise RobustkitError("X contains NaN or inf; attacks need finite inputs")
+            raise PluginFault(
+                f"{who}: adversarials contain NaN or inf at ε = {eps[~finite].tolist()}"
+            )
         return adv
 
     def _run(

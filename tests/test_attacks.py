@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from robustkit_plugins.gradient_attacks import FGSM, PGD, sign_of, steepest_direction
+from robustkit_plugins.gradient_attacks import FGSM, PGD, sign_steps, steepest_direction
 from robustkit_plugins.noise_attack import NoiseAttack
 
 from robustkit import REJECT, CapabilityError, RobustkitError, create, interfaces
@@ -397,16 +397,22 @@ def test_attack_variants_pass_check_attack():
     check_attack(PGD(reject_aware=True), model=LinearModel(reject=True, random_state=0))
 
 
-def test_sign_of_is_numpys_sign_block_by_block_and_in_place(monkeypatch):
-    """The branch-free sign equals np.sign, NaN and ±inf included, in place or not."""
+def test_sign_steps_are_one_pass_per_block_of_x_plus_step_times_the_sign(monkeypatch):
+    """Each block of rows gets X + step·sign(grad) for every step (0 keeps X), and the
+    zero-gradient flags; NaN stays NaN and is not a zero gradient; ±inf give ±1."""
     rng = np.random.default_rng(1)
-    values = rng.normal(size=(30, 7)).astype(np.float32)
-    values[rng.random(30) < 0.5] = 0.0
-    values[3, 2], values[4, 1], values[5, 0] = np.inf, -np.inf, np.nan
+    X = rng.normal(size=(30, 7)).astype(np.float32)
+    grad = rng.normal(size=(30, 7))  # float64, as a model may return it
+    grad[rng.random(30) < 0.5] = 0.0
+    grad[3, 2], grad[4, 1], grad[5, 0] = np.inf, -np.inf, np.nan
+    grad[6] = -0.0
     monkeypatch.setattr(interfaces, "CACHE_BLOCK", 14)  # blocks of 2 rows
-    expected = np.sign(values)
-    np.testing.assert_array_equal(sign_of(values), expected)
-    in_place = values.copy()
-    assert sign_of(in_place, out=in_place) is in_place
-    np.testing.assert_array_equal(in_place, expected)
-    np.testing.assert_array_equal(sign_of(values.astype(np.float64)), expected)
+    steps = [0.25, 0.0, 1.5]
+    adversarials, zero_gradient = sign_steps(grad, X, steps)
+    assert adversarials.dtype == np.float32 and adversarials.shape == (3, 30, 7)
+    sign = np.sign(grad).astype(np.float32)
+    for adversarial, step in zip(adversarials, steps, strict=True):
+        expected = X + np.float32(step) * sign if step else X
+        np.testing.assert_array_equal(adversarial, expected)
+    np.testing.assert_array_equal(zero_gradient, ~grad.any(axis=1))
+    assert zero_gradient[6] and not zero_gradient[5]
