@@ -324,7 +324,10 @@ def _project_block(
 ) -> np.ndarray:
     delta = np.subtract(adversarials, X, out=adversarials)
     if norm == LINF:
-        np.clip(delta, -radius, radius, out=delta)
+        # ±radius rounded to the batch's dtype clip to the same numbers as in float64
+        # (no float value lies between a radius and its rounding), in the batch's dtype.
+        bound = delta.dtype.type(radius) if delta.dtype.kind == "f" else radius
+        np.clip(delta, -bound, bound, out=delta)
     else:
         length = np.linalg.norm(delta.reshape(len(delta), -1), axis=1)
         outside = length > radius

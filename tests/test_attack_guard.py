@@ -149,6 +149,22 @@ def test_project_block_by_block_gives_the_one_pass_numbers(norm, monkeypatch):
     assert not np.array_equal(whole, adv)  # the projection moved points
 
 
+def test_linf_projection_of_float32_rows_gives_the_float64_projections_numbers():
+    """Clipping float32 offsets to ±radius rounded to float32 gives, bit for bit, what
+    clipping them in float64 and rounding gives, on points close to the box's faces."""
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 1, size=(400, 50)).astype(np.float32)
+    radius = 0.1234567891  # not a float32
+    near = (
+        rng.choice([-1.0, 1.0], size=X.shape) * radius * (1 + rng.normal(scale=1e-7, size=X.shape))
+    )
+    adv = (X + near).astype(np.float32)
+    expected = np.clip(
+        np.clip(adv.astype(np.float64) - X, -radius, radius).astype(np.float32) + X, 0, 1
+    )
+    np.testing.assert_array_equal(project(adv.copy(), X, radius, (0.0, 1.0), "linf"), expected)
+
+
 def test_an_unknown_norm_is_a_clear_error(toy):
     model, X, y, bounds = toy
     with pytest.raises(RobustkitError, match="norm must be one of linf, l2; got 'l1'"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from robustkit_plugins.gradient_attacks import FGSM, PGD, sign_steps, steepest_direction
+from robustkit_plugins.gradient_attacks import FGSM, PGD, linf_box, sign_steps, steepest_direction
 from robustkit_plugins.noise_attack import NoiseAttack
 
 from robustkit import REJECT, CapabilityError, RobustkitError, create, interfaces
@@ -416,3 +416,21 @@ def test_sign_steps_are_one_pass_per_block_of_x_plus_step_times_the_sign(monkeyp
         np.testing.assert_array_equal(adversarial, expected)
     np.testing.assert_array_equal(zero_gradient, ~grad.any(axis=1))
     assert zero_gradient[6] and not zero_gradient[5]
+
+
+def test_the_float32_linf_box_clips_iterates_to_the_float64_boxs_numbers():
+    """An iterate clipped to the box rounded to float32 gets, bit for bit, what clipping
+    it to the float64 box [max(X − r, 0), min(X + r, 1)] and rounding gives (float32
+    arithmetic, X − float32(r), would be off by one unit in the last place on many)."""
+    rng = np.random.default_rng(4)
+    X = rng.uniform(0, 1, size=(400, 50)).astype(np.float32)
+    radius = 0.0987654321
+    Z = (X + rng.uniform(-1.5, 1.5, size=X.shape) * radius).astype(np.float32)
+    low, high = linf_box(X, radius, (0.0, 1.0))
+    assert low.dtype == high.dtype == np.float32
+    X64 = X.astype(np.float64)
+    box64 = np.maximum(X64 - radius, 0.0), np.minimum(X64 + radius, 1.0)
+    expected = np.clip(Z.astype(np.float64), *box64).astype(np.float32)
+    np.testing.assert_array_equal(np.maximum(np.minimum(Z, high), low), expected)
+    float32_box = np.maximum(X - np.float32(radius), 0), np.minimum(X + np.float32(radius), 1)
+    assert not np.array_equal(np.clip(Z, *float32_box), expected)
