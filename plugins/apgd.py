@@ -357,6 +357,8 @@ class APGD(Attack):
     ``random_start=False`` starts the first run at the clean point.
     """
 
+    writes_inputs = False  # _run only reads X (perturb need not copy it)
+
     def __init__(
         self,
         norm: str = "linf",

@@ -85,6 +85,8 @@ class AutoAttack(Attack):
     times each member.
     """
 
+    writes_inputs = False  # _run only reads X (perturb need not copy it)
+
     requires: ClassVar[frozenset[str]] = frozenset({INPUT_GRADIENT})
     kind: ClassVar[str] = GRADIENT_ATTACK
 

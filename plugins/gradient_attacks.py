@@ -147,12 +147,13 @@ def _into_l2_balls(
 
 
 def sign_steps(
-    grad: np.ndarray, X: np.ndarray, steps: list[float]
+    grad: np.ndarray, X: np.ndarray, steps: list[float], out: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``X + step·sign(grad)`` for each step (K, n, ...), and which rows have a zero
     gradient, in one pass over the rows a cache block at a time (the sign never takes a
-    full-size array: on 784 pixels each extra pass over the batch costs a few ms)."""
-    adversarials = np.empty((len(steps), *X.shape), dtype=X.dtype)
+    full-size array: on 784 pixels each extra pass over the batch costs a few ms).
+    ``out`` (K, n, ...) may be ``grad`` itself: each block's sign is taken first."""
+    adversarials = np.empty((len(steps), *X.shape), X.dtype) if out is None else out
     zero_gradient = np.empty(len(X), dtype=bool)
     steps = [X.dtype.type(step) for step in steps]
     blocks = cache_blocks(X)
@@ -197,6 +198,8 @@ class PGD(Attack):
     rejected, or the target), else the one with the highest objective. See the module
     doc for ``loss``, ``targeted``, ``target`` and ``reject_aware``.
     """
+
+    writes_inputs = False  # _run only reads X (perturb need not copy it)
 
     def __init__(
         self,
@@ -276,7 +279,11 @@ class PGD(Attack):
         n_starts = self.restarts if self.random_start else 0
         starts = [unit_noise(X.shape, self.norm, rng, dtype) for _ in range(n_starts)]
         if self.steps == 1 and not starts and self.norm == LINF:  # FGSM; perturb projects
-            adversarials, zero_gradient = sign_steps(clean_grad, X, [self._step(r) for r in radii])
+            steps = [self._step(radius) for radius in radii]
+            # one budget: its adversarials overwrite the gradient (no new array)
+            reusable = _reusable(clean_grad, dtype) if len(radii) == 1 else None
+            out = None if reusable is None else reusable.reshape(1, *X.shape)
+            adversarials, zero_gradient = sign_steps(clean_grad, X, steps, out=out)
         else:
             zero_gradient = ~clean_grad.reshape(len(X), -1).any(axis=1)
             clean_direction = steepest_direction(

@@ -15,6 +15,8 @@ class NoiseAttack(Attack):
     the same random directions. It needs no model capabilities and follows no gradient.
     """
 
+    writes_inputs = False  # _run only reads X (perturb need not copy it)
+
     requires = frozenset()
     kind = BASELINE_ATTACK
 

@@ -245,6 +245,8 @@ class SquareAttack(Attack):
     already shaped (n, h, w[, c]). See the module doc for the objective.
     """
 
+    writes_inputs = False  # _run only reads X (perturb need not copy it)
+
     requires = frozenset()
     kind = SCORE_ATTACK
 

@@ -337,6 +337,13 @@ def _project_block(
     return np.clip(np.add(delta, X, out=delta), *bounds, out=adversarials)
 
 
+def read_only(X: np.ndarray) -> np.ndarray:
+    """A view of ``X`` that cannot be written through."""
+    view = X.view()
+    view.flags.writeable = False
+    return view
+
+
 class Attack(Validating, BaseEstimator):
     """An evasion attack that perturbs a batch within a budget ε for several ε at once.
 
@@ -344,13 +351,17 @@ class Attack(Validating, BaseEstimator):
     each pixel by at most 25.5 under L∞, or the whole input by at most 25.5 in L2 norm).
     The norm is the attack's ``norm`` parameter (``"linf"`` when it has none).
     Subclasses implement ``_run``; ``perturb`` validates the inputs, gives ``_run`` a
-    private copy of them, checks what it returns and projects every result into the
-    budget and the valid range.
+    private copy of them (or a read-only view: ``writes_inputs``), checks what it
+    returns and projects every result into the budget and the valid range.
     """
 
     requires: ClassVar[frozenset[str]] = frozenset({INPUT_GRADIENT})
     #: What the attack uses: ``"gradient"``, ``"score"`` (scores only) or ``"baseline"``.
     kind: ClassVar[str] = GRADIENT_ATTACK
+    #: False promises that ``_run`` never writes into its ``X``: ``perturb`` then gives it
+    #: a read-only view of the inputs (a write raises) instead of a private copy, which
+    #: saves copying the batch.
+    writes_inputs: ClassVar[bool] = True
 
     @property
     def iterative(self) -> bool:
@@ -384,8 +395,9 @@ class Attack(Validating, BaseEstimator):
         radii = eps * (hi - lo)
         rng = np.random.default_rng(random_state)
         extra = {"image_shape": image_shape} if _takes_image_shape(self._run) else {}
-        # _run works on copies: whatever it does to them, X here stays the reference.
-        result = self._run(model, X.copy(), np.array(y), radii, (lo, hi), rng, **extra)
+        # _run works on a copy, or a read-only view: X here stays the reference.
+        inputs = X.copy() if self.writes_inputs else read_only(X)
+        result = self._run(model, inputs, np.array(y), radii, (lo, hi), rng, **extra)
         adv = self._checked_adversarials(result, X, eps, radii, (lo, hi), norm)
         result.adversarials = adv
         result.epsilons = eps
@@ -424,7 +436,7 @@ class Attack(Validating, BaseEstimator):
                 f"got {zero.shape}"
             )
         result.zero_gradient = zero
-        if not adv.flags.owndata or not adv.flags.writeable:  # a view: project a copy
+        if not adv.flags.writeable or np.may_share_memory(adv, X):  # project a copy
             adv = adv.copy()
         finite = np.ones(len(eps), dtype=bool)
         for k, radius in enumerate(radii):

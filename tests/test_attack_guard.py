@@ -216,3 +216,52 @@ def test_nan_in_the_input_is_blamed_on_the_input_not_the_attack(toy):
     with pytest.raises(RobustkitError, match="X contains NaN or inf") as info:
         Returns(lambda X, radii: X[None]).perturb(model, X, y, [0.1], bounds=bounds)
     assert not isinstance(info.value, PluginFault)
+
+
+class ReadsOnly(Returns):
+    """An attack that promises not to write into its inputs."""
+
+    writes_inputs = False
+
+
+def test_an_attack_that_only_reads_gets_a_read_only_view_of_the_inputs(toy):
+    model, X, y, bounds = toy
+    seen = {}
+
+    def make(inputs, radii):
+        seen["writeable"], seen["shared"] = inputs.flags.writeable, np.shares_memory(inputs, X)
+        return np.stack([inputs + radius for radius in radii])
+
+    original = X.copy()
+    result = ReadsOnly(make).perturb(model, X, y, [0.05, 0.1], bounds=bounds)
+    assert seen == {"writeable": False, "shared": True}  # no copy of the batch
+    np.testing.assert_array_equal(X, original)
+    moved = np.clip(X + 0.1 * (bounds[1] - bounds[0]), *bounds)
+    np.testing.assert_allclose(result.adversarials[1], moved, atol=1e-6)
+
+
+def test_an_attack_that_breaks_its_read_only_promise_fails_and_leaves_x(toy):
+    model, X, y, bounds = toy
+    original = X.copy()
+
+    def make(inputs, radii):
+        inputs += 1.0
+        return inputs[None]
+
+    with pytest.raises(ValueError, match="read-only"):
+        ReadsOnly(make).perturb(model, X, y, [0.1], bounds=bounds)
+    np.testing.assert_array_equal(X, original)
+
+
+def test_a_result_that_is_a_writeable_view_of_the_callers_x_is_projected_on_a_copy(toy):
+    """A plugin holding the caller's array (here: rows reversed) must not see X changed
+    by the projection; a writeable result of its own is projected in place, no copy."""
+    model, X, y, bounds = toy
+    X = X.copy()
+    original = X.copy()
+    result = Returns(lambda inputs, radii: X[::-1][None]).perturb(model, X, y, [0.1], bounds=bounds)
+    np.testing.assert_array_equal(X, original)
+    assert not np.shares_memory(result.adversarials, X)
+    own = np.zeros((1, *X.shape), X.dtype)
+    result = Returns(lambda inputs, radii: own).perturb(model, X, y, [0.1], bounds=bounds)
+    assert result.adversarials is own
