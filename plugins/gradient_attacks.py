@@ -28,7 +28,7 @@ from robustkit import REJECT, Attack, AttackResult, Model, RobustkitError, hooki
 from robustkit.interfaces import LINF, cache_blocks, check_norm, project
 from robustkit.params import check_int
 
-from ._losses import margin
+from ._losses import attack_won, margin
 
 LOSSES = ("model", "margin")
 
@@ -56,6 +56,28 @@ class _Objective:
             return -np.asarray(loss), -np.asarray(grad)
         value, grad_scores, grad_reject = self._margin(X)
         return value, self.model.decision_gradient(X, grad_scores, grad_reject)
+
+    def evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The objective (n,), its gradient w.r.t. X and the success test at X. A margin
+        on a model with ``decision_and_gradient`` takes one forward pass, its scores
+        giving the success test by ``Model.predict``'s rule; else a gradient call and a
+        prediction."""
+        fused = getattr(self.model, "decision_and_gradient", None)
+        if self.kind == "loss" or fused is None:
+            value, grad = self(X)
+            return value, grad, self.success(X)
+        self.evaluations += 1
+        found: dict[str, np.ndarray] = {}
+
+        def weights(scores: np.ndarray, reject: np.ndarray) -> tuple[np.ndarray, Any]:
+            aware = reject if self.kind == "reject-aware margin" else None
+            loss = margin(scores, self.y_columns, self.target_columns, aware)
+            found["value"] = loss.value
+            found["success"] = attack_won(scores, self.y_columns, self.target_columns, reject)
+            return loss.grad_scores, loss.grad_reject
+
+        grad = fused(X, weights)[2]
+        return found["value"], grad, found["success"]
 
     def value(self, X: np.ndarray) -> np.ndarray:
         """The per-sample objective alone (a margin needs no gradient for it)."""
@@ -416,8 +438,8 @@ class PGD(Attack):
                 if index == 0 and start is None:
                     direction = clean_direction  # the clean gradient, shared by every radius
                 else:
-                    value, grad = objective(Z)
-                    best.offer(Z, value, objective.success(Z))
+                    value, grad, success = objective.evaluate(Z)
+                    best.offer(Z, value, success)
                     grad = np.asarray(grad).reshape(X.shape)
                     direction = steepest_direction(grad, self.norm, out=_reusable(grad, X.dtype))
                 Z += np.multiply(direction.astype(X.dtype, copy=False), step, out=work)

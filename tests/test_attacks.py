@@ -434,3 +434,26 @@ def test_the_float32_linf_box_clips_iterates_to_the_float64_boxs_numbers():
     np.testing.assert_array_equal(np.maximum(np.minimum(Z, high), low), expected)
     float32_box = np.maximum(X - np.float32(radius), 0), np.minimum(X + np.float32(radius), 1)
     assert not np.array_equal(np.clip(Z, *float32_box), expected)
+
+
+@pytest.mark.parametrize("kind", ["margin", "reject-aware margin"])
+@pytest.mark.parametrize("targeted", [False, True])
+def test_a_fused_margin_evaluation_gives_the_two_call_objective_and_success(kind, targeted):
+    """One forward pass (decision_and_gradient) gives the margin, its gradient and the
+    success test that decision_function, decision_gradient and predict give."""
+    from robustkit_plugins.gradient_attacks import _Objective
+
+    X, y, _ = toy_data()
+    model = create("model", "rbf", hidden=16, epochs=5, reject=True, lam=0.5, random_state=0)
+    model.fit(X, y)
+    Z = X + np.random.default_rng(0).uniform(-2.0, 2.0, X.shape)
+    rejected = np.asarray(model.predict(Z)) == REJECT
+    assert rejected.any() and not rejected.all()  # the success test meets both kinds
+    classes = np.asarray(model.classes_)
+    targets = classes[(np.searchsorted(classes, y) + 1) % len(classes)] if targeted else None
+    objective = _Objective(model, y, targets, kind)
+    value, grad, success = objective.evaluate(Z)
+    expected_value, expected_grad = objective(Z)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(success, objective.success(Z))
