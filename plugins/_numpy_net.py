@@ -914,7 +914,10 @@ class NumpyNetwork(Model):
     @fixed_blas_threads
     def reject_score(self, X: np.ndarray) -> np.ndarray:
         """Score of the reject option: an input is rejected where it beats every class."""
-        out = self._outputs(X)
+        return self._reject_scores_of(self._outputs(X))
+
+    def _reject_scores_of(self, out: np.ndarray) -> np.ndarray:
+        """The reject scores of network outputs (−inf where the model cannot reject)."""
         scores = self._reject_scores(out)
         return super().reject_score(out) if scores is None else scores
 
@@ -928,17 +931,38 @@ class NumpyNetwork(Model):
     @fixed_blas_threads
     def loss_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-sample training loss (n,) and its gradient w.r.t. the raw input (n, d)."""
+        return self._loss_pass(X, y, with_scores=False)[:2]
+
+    @fixed_blas_threads
+    def loss_gradient_and_scores(
+        self, X: np.ndarray, y: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``loss_gradient``, and the class scores (n, C) and reject scores (n,) of the
+        same forward pass: an attack on the loss needs no second pass for its success
+        test. The same values as ``loss_gradient``."""
+        return self._loss_pass(X, y, with_scores=True)
+
+    def _loss_pass(self, X: Any, y: Any, with_scores: bool) -> tuple[Any, ...]:
+        """Loss, input gradient and (``with_scores``) class and reject scores, a chunk of
+        ``EVAL_CHUNK`` rows at a time."""
         Z = self._network_input(X)
         y_index = self._encode(np.ravel(np.asarray(y)), bool(self.reject))
         if len(y_index) != len(Z):
             raise RobustkitError(f"X has {len(Z)} rows but y has {len(y_index)} labels")
         loss = np.empty(len(Z), Z.dtype)
+        chunks: list[tuple[np.ndarray, np.ndarray]] = []
 
         def grad_out_of(rows: slice, out: np.ndarray) -> np.ndarray:
             loss[rows], grad_out = self._output_loss(out, y_index[rows])
+            if with_scores:
+                chunks.append((self._class_scores(out), self._reject_scores_of(out)))
             return grad_out
 
-        return loss, self._input_gradient(Z, grad_out_of)
+        grad = self._input_gradient(Z, grad_out_of)
+        if not with_scores:
+            return loss, grad, None, None
+        scores, reject = (np.concatenate(parts) for parts in zip(*chunks, strict=True))
+        return loss, grad, scores, reject
 
     @fixed_blas_threads
     def decision_gradient(
@@ -1002,10 +1026,7 @@ class NumpyNetwork(Model):
         """
         Z = self._network_input(X)
         out, cache = self._forward(self.weights_, Z)
-        scores = self._class_scores(out)
-        reject = self._reject_scores(out)
-        if reject is None:
-            reject = super().reject_score(out)
+        scores, reject = self._class_scores(out), self._reject_scores_of(out)
         grad_scores, grad_reject = weights(scores, reject)
         grad_scores = np.asarray(grad_scores, dtype=Z.dtype)
         if grad_reject is not None:

@@ -43,7 +43,9 @@ class _Objective:
         self.kind = kind  # "loss", "margin" or "reject-aware margin"
         self.evaluations = 0
         classes = np.asarray(model.classes_)
-        self.y_columns = _columns_of(classes, y, "labels y") if kind != "loss" else None
+        # The model's own loss also takes labels that are no class (REJECT).
+        known = kind != "loss" or bool(np.isin(y, classes).all())
+        self.y_columns = _columns_of(classes, y, "labels y") if known else None
         self.target_columns = None if targets is None else _columns_of(classes, targets, "target")
 
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,12 +60,24 @@ class _Objective:
         return value, self.model.decision_gradient(X, grad_scores, grad_reject)
 
     def evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The objective (n,), its gradient w.r.t. X and the success test at X. A margin
-        on a model with ``decision_and_gradient`` takes one forward pass, its scores
-        giving the success test by ``Model.predict``'s rule; else a gradient call and a
-        prediction."""
+        """The objective (n,), its gradient w.r.t. X and the success test at X. On a model
+        with ``loss_gradient_and_scores`` (the loss) or ``decision_and_gradient`` (a
+        margin), one forward pass, its scores giving the success test by
+        ``Model.predict``'s rule; else a gradient call and a prediction."""
+        if self.kind == "loss":
+            fused_loss = getattr(self.model, "loss_gradient_and_scores", None)
+            if fused_loss is None or self.y_columns is None:
+                value, grad = self(X)
+                return value, grad, self.success(X)
+            self.evaluations += 1
+            labels = self.y if self.targets is None else self.targets
+            loss, grad, scores, reject = fused_loss(X, labels)
+            success = attack_won(scores, self.y_columns, self.target_columns, reject)
+            if self.targets is None:
+                return loss, grad, success
+            return -np.asarray(loss), -np.asarray(grad), success
         fused = getattr(self.model, "decision_and_gradient", None)
-        if self.kind == "loss" or fused is None:
+        if fused is None:
             value, grad = self(X)
             return value, grad, self.success(X)
         self.evaluations += 1

@@ -436,11 +436,11 @@ def test_the_float32_linf_box_clips_iterates_to_the_float64_boxs_numbers():
     assert not np.array_equal(np.clip(Z, *float32_box), expected)
 
 
-@pytest.mark.parametrize("kind", ["margin", "reject-aware margin"])
+@pytest.mark.parametrize("kind", ["loss", "margin", "reject-aware margin"])
 @pytest.mark.parametrize("targeted", [False, True])
-def test_a_fused_margin_evaluation_gives_the_two_call_objective_and_success(kind, targeted):
-    """One forward pass (decision_and_gradient) gives the margin, its gradient and the
-    success test that decision_function, decision_gradient and predict give."""
+def test_a_fused_evaluation_gives_the_two_call_objective_and_success(kind, targeted):
+    """One forward pass (loss_gradient_and_scores, decision_and_gradient) gives the
+    objective, its gradient and the success test that the gradient call and predict give."""
     from robustkit_plugins.gradient_attacks import _Objective
 
     X, y, _ = toy_data()
@@ -457,3 +457,19 @@ def test_a_fused_margin_evaluation_gives_the_two_call_objective_and_success(kind
     np.testing.assert_allclose(value, expected_value, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(success, objective.success(Z))
+
+
+@pytest.mark.parametrize("name", ["hinge", "rbf"])
+def test_loss_gradient_and_scores_are_the_separate_calls_values(name, monkeypatch):
+    """The loss, gradient, class and reject scores of one pass, over several chunks."""
+    from robustkit_plugins import _numpy_net
+
+    X, y, _ = toy_data()
+    model = create("model", name, hidden=16, epochs=5, reject=True, random_state=0).fit(X, y)
+    monkeypatch.setattr(_numpy_net, "EVAL_CHUNK", 16)  # 90 rows: six chunks
+    loss, grad, scores, reject = model.loss_gradient_and_scores(X, y)
+    expected_loss, expected_grad = model.loss_gradient(X, y)
+    np.testing.assert_array_equal(loss, expected_loss)
+    np.testing.assert_array_equal(grad, expected_grad)
+    np.testing.assert_allclose(scores, model.decision_function(X), rtol=1e-6)
+    np.testing.assert_allclose(reject, model.reject_score(X), rtol=1e-6)
