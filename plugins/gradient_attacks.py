@@ -93,11 +93,14 @@ class _Objective:
         grad = fused(X, weights)[2]
         return found["value"], grad, found["success"]
 
-    def value(self, X: np.ndarray) -> np.ndarray:
-        """The per-sample objective alone (a margin needs no gradient for it)."""
+    def value_and_success(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The objective and the success test at X (a run's last point): the loss comes
+        with its gradient anyway, so through ``evaluate``'s single pass; a margin needs
+        no gradient."""
         if self.kind == "loss":
-            return np.asarray(self(X)[0])
-        return self._margin(X)[0]
+            value, _, success = self.evaluate(X)
+            return value, success
+        return self._margin(X)[0], self.success(X)
 
     def _margin(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The margin (n,) and the weights of its gradient on scores and reject score."""
@@ -458,7 +461,7 @@ class PGD(Attack):
                     direction = steepest_direction(grad, self.norm, out=_reusable(grad, X.dtype))
                 Z += np.multiply(direction.astype(X.dtype, copy=False), step, out=work)
                 ball(Z)
-            best.offer(Z, objective.value(Z), objective.success(Z))
+            best.offer(Z, *objective.value_and_success(Z))
         return best.points
 
 
